@@ -1,0 +1,62 @@
+# mcudeploy — the two commands a newcomer needs:
+#   make demo   train the digits CNN, quantize it to int8 and take it through the pipeline
+#   make test   run the test suite (QEMU tests included; TFLM/FVP tests skip unless configured)
+# Both bootstrap .venv and the Arm toolchain + QEMU when missing, and are quick when set up.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONHASHSEED := 0
+
+.PHONY: all demo test lint bench setup toolchain venv clean
+
+all: test
+
+setup: venv toolchain
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# Installs the Debian toolchain when any piece is missing; root uses apt-get, others are told how.
+toolchain:
+	@missing=""; \
+	command -v arm-none-eabi-gcc >/dev/null 2>&1 || missing="$$missing gcc-arm-none-eabi"; \
+	test -f /usr/lib/arm-none-eabi/include/stdio.h || missing="$$missing libnewlib-arm-none-eabi"; \
+	test -d /usr/lib/arm-none-eabi/include/c++ || missing="$$missing libstdc++-arm-none-eabi-newlib"; \
+	command -v qemu-system-arm >/dev/null 2>&1 || missing="$$missing qemu-system-arm"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES) || exit 3; \
+	  else \
+	    echo "missing:$$missing"; \
+	    echo "run: sudo apt-get update && sudo apt-get install -y $(APT_PACKAGES)"; \
+	    exit 3; \
+	  fi; \
+	fi
+
+demo: setup
+	$(VENV)/bin/mcudeploy demo --out build/demo
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check mcudeploy tests benchmarks
+	$(VENV)/bin/ruff format --check mcudeploy tests benchmarks
+
+bench: setup
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,1 @@
+"""Board files (one TOML per board). Shipped inside the package as mcudeploy.boards_data."""

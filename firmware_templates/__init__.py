@@ -1,0 +1,1 @@
+"""Jinja firmware templates. Shipped inside the package as mcudeploy.templates."""

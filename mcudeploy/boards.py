@@ -1,0 +1,322 @@
+"""Board registry: one TOML data file per board in ``boards/`` (shipped as ``mcudeploy.boards_data``).
+
+Adding a board is adding a file; no stage branches on a board's name. Every file is schema-checked
+on load and errors name the file and the key at fault. Users may point at their own board file
+(``--board path/to/board.toml``) or a folder of them (``MCUDEPLOY_BOARDS_PATH``).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .errors import BoardError
+
+CPUS = {
+    # cpu -> (gcc -mcpu, -mfloat-abi, -mfpu or None, has DWT cycle counter, has MVE)
+    "cortex-m0plus": ("cortex-m0plus", "soft", None, False, False),
+    "cortex-m3": ("cortex-m3", "soft", None, True, False),
+    "cortex-m4": ("cortex-m4", "hard", "fpv4-sp-d16", True, False),
+    "cortex-m7": ("cortex-m7", "hard", "fpv5-d16", True, False),
+    "cortex-m33": ("cortex-m33", "hard", "fpv5-sp-d16", True, False),
+    "cortex-m55": ("cortex-m55", "hard", None, True, True),
+    "cortex-m85": ("cortex-m85", "hard", None, True, True),
+}
+NPU_TYPES = ("ethos-u55", "ethos-u65", "ethos-u85")
+NPU_MACS = {"ethos-u55": (32, 64, 128, 256), "ethos-u65": (256, 512), "ethos-u85": (128, 256, 512, 1024, 2048)}
+REGION_KINDS = ("rom", "ram")
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: Any, where: str) -> int:
+    """``4096``, ``"512K"``, ``"2M"``, ``"1G"`` -> bytes."""
+    if isinstance(value, bool):
+        raise BoardError(f"{where}: expected a size such as 512K or 2M, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise BoardError(f"{where}: size must be positive, got {value}")
+        return value
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value)
+        if m:
+            return int(m.group(1)) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[m.group(2).upper()]
+    raise BoardError(f"{where}: expected a size such as 512K or 2M, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    origin: int
+    length: int
+    kind: str = "ram"  # "rom" regions are read-only at run time (flash)
+
+    @property
+    def end(self) -> int:
+        return self.origin + self.length
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "origin": f"0x{self.origin:08x}", "length": self.length, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Npu:
+    type: str
+    macs: int
+    base: int
+    irq: int
+    system_config: str
+    memory_mode: str
+    vela_ini: str | None = None  # file name in boards/vela/ or None for Vela's built-in vela.ini
+
+    @property
+    def accelerator(self) -> str:
+        return f"{self.type}-{self.macs}"
+
+
+@dataclass(frozen=True)
+class Uart:
+    kind: str  # "cmsdk", "stm32-usart", "nrf-uarte", "semihosting", ...
+    base: int = 0
+    baud: int = 115200
+    irq: int | None = None
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    title: str
+    cpu: str
+    cpu_clock_hz: int
+    memory: dict[str, Region]
+    placement: dict[str, str]  # role ("code", "model", "arena", "data", "stack") -> region name
+    uart: Uart
+    npu: Npu | None = None
+    flasher: dict[str, Any] = field(default_factory=dict)
+    simulator: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timer: str = "dwt"  # "dwt" or "systick"
+    docs: tuple[str, ...] = ()
+    source: str = ""
+
+    @property
+    def gcc_flags(self) -> list[str]:
+        mcpu, abi, fpu, _, _ = CPUS[self.cpu]
+        flags = [f"-mcpu={mcpu}", "-mthumb", f"-mfloat-abi={abi}"]
+        if fpu:
+            flags.append(f"-mfpu={fpu}")
+        return flags
+
+    @property
+    def has_dwt(self) -> bool:
+        return CPUS[self.cpu][3]
+
+    @property
+    def has_mve(self) -> bool:
+        return CPUS[self.cpu][4]
+
+    def region_for(self, role: str) -> Region:
+        name = self.placement.get(role) or self.placement.get("data") or next(iter(self.memory))
+        return self.memory[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "cpu": self.cpu,
+            "cpu_clock_hz": self.cpu_clock_hz,
+            "npu": self.npu.accelerator if self.npu else None,
+            "memory": [r.to_dict() for r in self.memory.values()],
+            "placement": dict(sorted(self.placement.items())),
+            "timer": self.timer,
+            "simulators": sorted(self.simulator),
+            "flasher": self.flasher.get("kind"),
+            "docs": list(self.docs),
+        }
+
+
+# -- loading ------------------------------------------------------------------------------
+def _req(d: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
+    if key not in d:
+        raise BoardError(f"{where}: missing required key '{key}'")
+    v = d[key]
+    if not isinstance(v, typ) or isinstance(v, bool) and typ is not bool:
+        tname = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+        raise BoardError(f"{where}: '{key}' must be {tname}, got {v!r}")
+    return v
+
+
+_TOP_KEYS = {"name", "title", "cpu", "cpu_clock_hz", "memory", "placement", "uart", "npu", "flasher",
+             "simulator", "timer", "docs"}
+
+
+def parse_board(data: dict[str, Any], source: str) -> Board:
+    """Check a board table against the schema and build a :class:`Board`."""
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise BoardError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_TOP_KEYS))})")
+    name = _req(data, "name", str, source)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
+        raise BoardError(f"{source}: name {name!r} must be lower-case letters, digits, '-', '_' or '.'")
+    cpu = _req(data, "cpu", str, source)
+    if cpu not in CPUS:
+        raise BoardError(f"{source}: unknown cpu {cpu!r} (known: {', '.join(sorted(CPUS))})")
+    clock = _req(data, "cpu_clock_hz", int, source)
+    if clock <= 0:
+        raise BoardError(f"{source}: cpu_clock_hz must be positive")
+
+    mem_t = _req(data, "memory", dict, source)
+    if not mem_t:
+        raise BoardError(f"{source}: [memory] lists no regions")
+    memory: dict[str, Region] = {}
+    for rname, spec in mem_t.items():
+        w = f"{source}: memory.{rname}"
+        if not isinstance(spec, dict):
+            raise BoardError(f"{w}: expected a table with origin and length")
+        origin = _req(spec, "origin", int, w)
+        length = parse_size(_req(spec, "length", (int, str), w), f"{w}.length")
+        kind = spec.get("kind", "ram")
+        if kind not in REGION_KINDS:
+            raise BoardError(f"{w}: kind must be one of {', '.join(REGION_KINDS)}, got {kind!r}")
+        if origin < 0 or origin + length > 2**32:
+            raise BoardError(f"{w}: region 0x{origin:x}+{length} lies outside the 32-bit address space")
+        memory[rname] = Region(rname, origin, length, kind)
+    regions = sorted(memory.values(), key=lambda r: r.origin)
+    for a, b in zip(regions, regions[1:], strict=False):
+        if a.end > b.origin:
+            raise BoardError(f"{source}: memory regions '{a.name}' and '{b.name}' overlap")
+
+    placement = _req(data, "placement", dict, source)
+    for role, region in placement.items():
+        if region not in memory:
+            raise BoardError(
+                f"{source}: placement.{role} = {region!r} is not a memory region (have: {', '.join(memory)})"
+            )
+    for role in ("code", "arena"):
+        if role not in placement:
+            raise BoardError(f"{source}: placement needs '{role}' (the region for {role})")
+
+    u = _req(data, "uart", dict, source)
+    uart = Uart(
+        kind=_req(u, "kind", str, f"{source}: uart"),
+        base=int(u.get("base", 0)),
+        baud=int(u.get("baud", 115200)),
+        irq=u.get("irq"),
+    )
+
+    npu = None
+    if "npu" in data:
+        n = _req(data, "npu", dict, source)
+        w = f"{source}: npu"
+        ntype = _req(n, "type", str, w)
+        if ntype not in NPU_TYPES:
+            raise BoardError(f"{w}: type must be one of {', '.join(NPU_TYPES)}, got {ntype!r}")
+        macs = _req(n, "macs", int, w)
+        if macs not in NPU_MACS[ntype]:
+            raise BoardError(f"{w}: {ntype} has no {macs}-MAC configuration (valid: {NPU_MACS[ntype]})")
+        vela = _req(n, "vela", dict, w)
+        npu = Npu(
+            type=ntype,
+            macs=macs,
+            base=_req(n, "base", int, w),
+            irq=_req(n, "irq", int, w),
+            system_config=_req(vela, "system_config", str, f"{w}.vela"),
+            memory_mode=_req(vela, "memory_mode", str, f"{w}.vela"),
+            vela_ini=vela.get("ini"),
+        )
+
+    timer = data.get("timer", "dwt" if CPUS[cpu][3] else "systick")
+    if timer not in ("dwt", "systick"):
+        raise BoardError(f"{source}: timer must be 'dwt' or 'systick', got {timer!r}")
+    flasher = data.get("flasher", {})
+    simulator = data.get("simulator", {})
+    if not isinstance(flasher, dict) or not isinstance(simulator, dict):
+        raise BoardError(f"{source}: [flasher] and [simulator] must be tables")
+    docs = data.get("docs", [])
+    if not isinstance(docs, list) or not all(isinstance(x, str) for x in docs):
+        raise BoardError(f"{source}: docs must be a list of strings (vendor document references)")
+    return Board(
+        name=name,
+        title=str(data.get("title", name)),
+        cpu=cpu,
+        cpu_clock_hz=clock,
+        memory=memory,
+        placement=dict(placement),
+        uart=uart,
+        npu=npu,
+        flasher=flasher,
+        simulator=simulator,
+        timer=timer,
+        docs=tuple(docs),
+        source=source,
+    )
+
+
+def load_board_file(path: str | os.PathLike[str]) -> Board:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BoardError(f"{p}: no such board file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BoardError(f"{p}: cannot read ({e})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise BoardError(f"{p.name}: not valid TOML ({e})") from None
+    return parse_board(data, p.name)
+
+
+def _board_files() -> list[tuple[str, Any]]:
+    """(file name, readable) for the shipped boards plus MCUDEPLOY_BOARDS_PATH folders."""
+    files = [(f.name, f) for f in importlib.resources.files("mcudeploy.boards_data").iterdir()
+             if f.name.endswith(".toml")]
+    for folder in filter(None, os.environ.get("MCUDEPLOY_BOARDS_PATH", "").split(os.pathsep)):
+        files += [(p.name, p) for p in Path(folder).glob("*.toml")]
+    return sorted(files, key=lambda x: x[0])
+
+
+@cache
+def _registry() -> dict[str, Board]:
+    boards: dict[str, Board] = {}
+    for fname, f in _board_files():
+        try:
+            data = tomllib.loads(f.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise BoardError(f"{fname}: not valid TOML ({e})") from None
+        b = parse_board(data, fname)
+        if b.name in boards:
+            raise BoardError(f"{fname}: board name {b.name!r} is already defined by {boards[b.name].source}")
+        boards[b.name] = b
+    return boards
+
+
+def list_boards() -> list[Board]:
+    return [b for _, b in sorted(_registry().items())]
+
+
+def get_board(name_or_path: str | os.PathLike[str]) -> Board:
+    """A board by registry name, or from a path to a board TOML file."""
+    s = str(name_or_path)
+    if s.endswith(".toml") or os.sep in s:
+        return load_board_file(s)
+    reg = _registry()
+    if s not in reg:
+        import difflib
+
+        close = difflib.get_close_matches(s, reg, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else "run `mcudeploy boards` to list them"
+        raise BoardError(f"unknown board {s!r}", hint=hint)
+    return reg[s]
+
+
+def vela_ini_path(board: Board) -> Path | None:
+    """The Vela ini shipped for this board (boards/vela/NAME.ini), if it names one."""
+    if board.npu is None or not board.npu.vela_ini:
+        return None
+    res = importlib.resources.files("mcudeploy.boards_data").joinpath("vela", board.npu.vela_ini)
+    return Path(str(res))

@@ -1,0 +1,1 @@
+"""mcudeploy subpackage."""

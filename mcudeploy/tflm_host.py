@@ -1,0 +1,138 @@
+"""The host TFLite Micro interpreter (``tflite-micro`` package): the reference for bit-exactness.
+
+TFLM's reference kernels run here on the host; every "byte-identical" claim in mcudeploy (C
+runtime, device outputs, golden vectors) is made against this interpreter. Models are validated
+by :mod:`mcudeploy.model` before their bytes reach TFLM, which is not a validator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .errors import ToolMissingError, UnsupportedError
+from .model import Model
+
+_ALLOC_RE = re.compile(rb"Arena allocation total (\d+) bytes")
+DEFAULT_ARENA = 4 * 1024 * 1024
+
+
+def _runtime() -> Any:
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError as e:  # pragma: no cover - a declared dependency
+        raise ToolMissingError(f"the tflite-micro package is missing ({e})", hint="pip install tflite-micro") from None
+    return runtime
+
+
+def _check_runnable(model: Model) -> None:
+    custom = sorted({op.opcode for op in model.operators if not op.builtin})
+    if custom:
+        raise UnsupportedError(
+            f"{model.source}: the host TFLM interpreter cannot run custom op(s) {', '.join(custom)}",
+            hint="Vela-compiled models (ethos-u op) run only on an NPU target or the Corstone FVP; "
+            "use the int8 model from before `mcudeploy compile` for host checks",
+        )
+
+
+@contextlib.contextmanager
+def _capture_fd2() -> Iterator[list[bytes]]:
+    """Capture C-level stderr (TFLM prints its allocation report there)."""
+    out: list[bytes] = []
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            yield out
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            out.append(tmp.read())
+
+
+class HostTFLM:
+    """One TFLM interpreter for one model; ``run`` takes and returns raw (already quantized) arrays."""
+
+    def __init__(self, model: Model, arena_size: int = DEFAULT_ARENA) -> None:
+        _check_runnable(model)
+        self.model = model
+        rt = _runtime()
+        try:
+            self._interp = rt.Interpreter.from_bytes(model.data, arena_size=arena_size)
+        except RuntimeError as e:
+            raise UnsupportedError(f"{model.source}: TFLM could not prepare the model: {e}") from None
+        self._in = model.inputs
+        self._out = model.outputs
+
+    def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        """Run one inference. Each input is reshaped to its tensor's shape and cast to its dtype."""
+        if len(inputs) != len(self._in):
+            raise ValueError(f"model has {len(self._in)} inputs, got {len(inputs)}")
+        for i, (t, x) in enumerate(zip(self._in, inputs, strict=True)):
+            arr = np.ascontiguousarray(np.asarray(x).reshape(t.shape).astype(t.dtype, copy=False))
+            self._interp.set_input(arr, i)
+        self._interp.invoke()
+        return [np.array(self._interp.get_output(i)) for i in range(len(self._out))]
+
+    def run_batch(self, x: np.ndarray) -> np.ndarray:
+        """Run a single-input, single-output model over a batch; returns outputs stacked on axis 0."""
+        outs = [self.run(sample)[0].reshape(self._out[0].shape[1:] or (1,)) for sample in x]
+        return np.stack(outs) if outs else np.zeros((0, *self._out[0].shape[1:]), self._out[0].dtype)
+
+    def allocation_report(self) -> int:
+        """Bytes TFLM allocated in the arena for this model (its recorded allocation)."""
+        with _capture_fd2() as captured:
+            self._interp.print_allocations()
+        m = _ALLOC_RE.search(b"".join(captured))
+        if not m:  # pragma: no cover - depends on the tflite-micro build
+            raise ToolMissingError("the tflite-micro runtime did not report its arena allocation")
+        return int(m.group(1))
+
+
+def run_tflm(model: Model, x: np.ndarray) -> np.ndarray:
+    """Outputs of the host TFLM interpreter for every sample of ``x`` (raw dtype of the model's I/O)."""
+    return HostTFLM(model).run_batch(x)
+
+
+def measure_arena(model: Model) -> int:
+    """The TFLM arena the model needs: the smallest arena size (multiple of 16) that the runtime accepts.
+
+    The recorded allocation is the starting guess; a binary search then finds the true minimum,
+    which includes the interpreter's own bookkeeping.
+    """
+    _check_runnable(model)
+    rt = _runtime()
+    recorded = HostTFLM(model).allocation_report()
+
+    def fits(size: int) -> bool:
+        try:
+            with _capture_fd2():
+                interp = rt.Interpreter.from_bytes(model.data, arena_size=size)
+                for i, t in enumerate(model.inputs):
+                    interp.set_input(np.zeros(t.shape, t.dtype), i)
+                interp.invoke()
+            return True
+        except RuntimeError:
+            return False
+
+    lo, hi = 16, max(recorded, 16)
+    while not fits(hi):
+        lo, hi = hi, hi * 2
+        if hi > 512 * 1024 * 1024:  # pragma: no cover
+            raise UnsupportedError(f"{model.source}: TFLM needs more than 512 MiB of arena")
+    while hi - lo > 16:
+        mid = (lo + hi) // 2 // 16 * 16
+        if mid <= lo:
+            break
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
