@@ -12,7 +12,7 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .errors import ExitCode, MCUDeployError  # noqa: E402
+from .errors import ExitCode, MCUDeployError
 
 __version__ = "0.1.0"
 __all__ = ["ExitCode", "MCUDeployError", "__version__"]

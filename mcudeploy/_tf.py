@@ -17,7 +17,9 @@ def tensorflow() -> Any:
     try:
         import tensorflow as tf
     except ImportError as e:  # pragma: no cover - the package depends on it
-        raise ToolMissingError(f"tensorflow is not installed ({e})", hint="pip install tensorflow tf-keras") from None
+        raise ToolMissingError(
+            f"tensorflow is not installed ({e})", hint="pip install tensorflow tf-keras"
+        ) from None
     tf.get_logger().setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
     return tf

@@ -8,13 +8,15 @@ on load and errors name the file and the key at fault. Users may point at their 
 from __future__ import annotations
 
 import importlib.resources
+import itertools
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from .errors import BoardError
 
@@ -29,7 +31,11 @@ CPUS = {
     "cortex-m85": ("cortex-m85", "hard", None, True, True),
 }
 NPU_TYPES = ("ethos-u55", "ethos-u65", "ethos-u85")
-NPU_MACS = {"ethos-u55": (32, 64, 128, 256), "ethos-u65": (256, 512), "ethos-u85": (128, 256, 512, 1024, 2048)}
+NPU_MACS = {
+    "ethos-u55": (32, 64, 128, 256),
+    "ethos-u65": (256, 512),
+    "ethos-u85": (128, 256, 512, 1024, 2048),
+}
 REGION_KINDS = ("rom", "ram")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
 
@@ -144,21 +150,35 @@ def _req(d: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str) 
     if key not in d:
         raise BoardError(f"{where}: missing required key '{key}'")
     v = d[key]
-    if not isinstance(v, typ) or isinstance(v, bool) and typ is not bool:
+    if not isinstance(v, typ) or (isinstance(v, bool) and typ is not bool):
         tname = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
         raise BoardError(f"{where}: '{key}' must be {tname}, got {v!r}")
     return v
 
 
-_TOP_KEYS = {"name", "title", "cpu", "cpu_clock_hz", "memory", "placement", "uart", "npu", "flasher",
-             "simulator", "timer", "docs"}
+_TOP_KEYS = {
+    "name",
+    "title",
+    "cpu",
+    "cpu_clock_hz",
+    "memory",
+    "placement",
+    "uart",
+    "npu",
+    "flasher",
+    "simulator",
+    "timer",
+    "docs",
+}
 
 
 def parse_board(data: dict[str, Any], source: str) -> Board:
     """Check a board table against the schema and build a :class:`Board`."""
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
-        raise BoardError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_TOP_KEYS))})")
+        raise BoardError(
+            f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_TOP_KEYS))})"
+        )
     name = _req(data, "name", str, source)
     if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
         raise BoardError(f"{source}: name {name!r} must be lower-case letters, digits, '-', '_' or '.'")
@@ -186,7 +206,7 @@ def parse_board(data: dict[str, Any], source: str) -> Board:
             raise BoardError(f"{w}: region 0x{origin:x}+{length} lies outside the 32-bit address space")
         memory[rname] = Region(rname, origin, length, kind)
     regions = sorted(memory.values(), key=lambda r: r.origin)
-    for a, b in zip(regions, regions[1:], strict=False):
+    for a, b in itertools.pairwise(regions):
         if a.end > b.origin:
             raise BoardError(f"{source}: memory regions '{a.name}' and '{b.name}' overlap")
 
@@ -273,8 +293,11 @@ def load_board_file(path: str | os.PathLike[str]) -> Board:
 
 def _board_files() -> list[tuple[str, Any]]:
     """(file name, readable) for the shipped boards plus MCUDEPLOY_BOARDS_PATH folders."""
-    files = [(f.name, f) for f in importlib.resources.files("mcudeploy.boards_data").iterdir()
-             if f.name.endswith(".toml")]
+    files = [
+        (f.name, f)
+        for f in importlib.resources.files("mcudeploy.boards_data").iterdir()
+        if f.name.endswith(".toml")
+    ]
     for folder in filter(None, os.environ.get("MCUDEPLOY_BOARDS_PATH", "").split(os.pathsep)):
         files += [(p.name, p) for p in Path(folder).glob("*.toml")]
     return sorted(files, key=lambda x: x[0])

@@ -6,6 +6,7 @@ on the same small CNN (conv → depthwise conv → max-pool → 1x1 conv → fla
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ def load_digits_split(test_fraction: float = 0.2, seed: int = SEED) -> Split:
     x = (d.images.astype(np.float32) / 16.0)[..., None]
     y = d.target.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(x))
-    n_test = int(round(len(x) * test_fraction))
+    n_test = round(len(x) * test_fraction)
     test, train = order[:n_test], order[n_test:]
     return Split(x[train], y[train], x[test], y[test])
 
@@ -65,10 +66,8 @@ def train_cnn(split: Split | None = None, epochs: int = 30, seed: int = SEED, ve
     tf = tensorflow()
     split = split or load_digits_split()
     tf.keras.utils.set_random_seed(seed)
-    try:
+    with contextlib.suppress(Exception):  # already enabled / unsupported: determinism is best effort
         tf.config.experimental.enable_op_determinism()
-    except Exception:  # already enabled / not supported: determinism is best effort
-        pass
     model = build_cnn()
     model.compile(
         optimizer=tf.keras.optimizers.Adam(0.01),

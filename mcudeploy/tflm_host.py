@@ -27,7 +27,9 @@ def _runtime() -> Any:
     try:
         from tflite_micro.python.tflite_micro import runtime
     except ImportError as e:  # pragma: no cover - a declared dependency
-        raise ToolMissingError(f"the tflite-micro package is missing ({e})", hint="pip install tflite-micro") from None
+        raise ToolMissingError(
+            f"the tflite-micro package is missing ({e})", hint="pip install tflite-micro"
+        ) from None
     return runtime
 
 

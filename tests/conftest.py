@@ -14,6 +14,9 @@ import pytest
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+TFLM_REASON = "needs a TFLite Micro tree: set MCUDEPLOY_TFLM_ROOT to a create_tflm_tree.py export"
+FVP_REASON = "needs an Arm Corstone FVP: set MCUDEPLOY_FVP to an FVP_Corstone_SSE-300_Ethos-U55 binary"
+
 
 def _missing_tools(*tools: str) -> list[str]:
     return [t for t in tools if shutil.which(t) is None]
@@ -27,11 +30,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "qemu" in item.keywords and qemu_missing:
             item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(qemu_missing)}: run `make setup`"))
         if "tflm" in item.keywords and not (tflm and Path(tflm).is_dir()):
-            item.add_marker(pytest.mark.skip(
-                reason="needs a TFLite Micro tree: set MCUDEPLOY_TFLM_ROOT to a create_tflm_tree.py export"))
+            item.add_marker(pytest.mark.skip(reason=TFLM_REASON))
         if "fvp" in item.keywords and not (fvp and Path(fvp).exists()):
-            item.add_marker(pytest.mark.skip(
-                reason="needs an Arm Corstone FVP: set MCUDEPLOY_FVP to the FVP_Corstone_SSE-300_Ethos-U55 binary"))
+            item.add_marker(pytest.mark.skip(reason=FVP_REASON))
 
 
 @pytest.fixture(scope="session")
