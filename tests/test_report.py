@@ -1,0 +1,44 @@
+"""The HTML report is self-contained, deterministic, and shows each plot that has data."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+from mcudeploy.report import render_html, render_markdown, write_report
+
+DATA = {
+    "title": "digits on qemu-an547",
+    "facts": [("model", "digits_int8.tflite"), ("runtime", "c <script>")],
+    "accuracy": [{"rung": "float", "top1": 0.986}, {"rung": "int8 TFLite", "top1": 0.983}],
+    "agreement": {"label": "device vs host TFLM", "byte_identical": 1.0, "max_lsb": 0},
+    "latency": {"unit": "instructions", "values": [1000, 1010, 990, 1005], "clock_hz": None},
+    "memory": [
+        {"region": "sram", "size": 2 << 20, "used": {"arena": 5000}},
+        {"region": "bram", "size": 1 << 20, "used": {"model": 12000, "app": 30000}},
+    ],
+    "npu_layers": [{"name": "conv1", "npu_cycles": 1200}, {"name": "fc", "npu_cycles": 300}],
+    "cpu_ops": [{"op": "SOFTMAX", "reason": "not supported"}],
+}
+
+
+def test_html_has_every_plot_and_escapes(tmp_path: Path):
+    page = render_html(DATA)
+    assert "<script>" not in page and "c &lt;script&gt;" in page
+    imgs = re.findall(r"id='fig-(\w+)'><img alt='\w+' src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert [name for name, _ in imgs] == ["accuracy", "latency", "memory", "npu"]
+    for _, b64 in imgs:
+        assert base64.b64decode(b64).startswith(b"\x89PNG")
+    assert "http" not in page  # nothing fetched from the network
+    h1, m1 = write_report(DATA, tmp_path / "a")
+    h2, _ = write_report(DATA, tmp_path / "b")
+    assert h1.read_bytes() == h2.read_bytes()
+    assert "| float | 98.60 % |" in m1.read_text()
+
+
+def test_sections_without_data_are_left_out():
+    page = render_html({"title": "t", "accuracy": [{"rung": "float", "top1": 0.5}]})
+    assert "fig-accuracy" in page and "fig-latency" not in page and "fig-memory" not in page
+    md = render_markdown({"title": "t", "latency": {"unit": "cycles", "values": [3, 1, 2]}})
+    assert "min 1, median 2, max 3" in md
