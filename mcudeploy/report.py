@@ -80,12 +80,14 @@ def plot_memory(regions: Sequence[dict[str, Any]]) -> str:
     colors = dict(
         zip(parts, ["#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd"] * 4, strict=False)
     )
+    labelled: set[str] = set()
     for i, r in enumerate(regions):
         left = 0.0
         for p in parts:
             kib = r["used"].get(p, 0) / 1024
             if kib:
-                ax.barh(i, kib, left=left, color=colors[p], label=p if i == 0 or p not in r["used"] else None)
+                ax.barh(i, kib, left=left, color=colors[p], label=None if p in labelled else p)
+                labelled.add(p)
                 left += kib
         ax.barh(i, r["size"] / 1024, fill=False, edgecolor="#333333")
     ax.set_yticks(range(len(regions)), [r["region"] for r in regions])
@@ -130,13 +132,17 @@ def render_html(data: ReportData) -> str:
         body.append(f"<p class='sub'>{html.escape(str(data['subtitle']))}</p>")
     if data.get("facts"):
         body.append(_table(data["facts"]))
-    figs: list[tuple[str, str]] = []
+
+    def fig(name: str, png: str) -> None:
+        img = f"<img alt='{name}' src='data:image/png;base64,{png}'>"
+        body.append(f"<div class='fig' id='fig-{name}'>{img}</div>")
+
     if data.get("accuracy"):
-        figs.append(("accuracy", plot_accuracy(data["accuracy"])))
         body.append("<h2>Accuracy</h2>")
         body.append(
             _table([(r["rung"], f"{100 * r['top1']:.2f} %") for r in data["accuracy"]], ["rung", "top-1"])
         )
+        fig("accuracy", plot_accuracy(data["accuracy"]))
     if data.get("agreement"):
         a = data["agreement"]
         body.append(
@@ -145,20 +151,39 @@ def render_html(data: ReportData) -> str:
         )
     if data.get("latency") and data["latency"].get("values"):
         lat = data["latency"]
-        figs.append(("latency", plot_latency(lat["values"], lat["unit"])))
+        body.append("<h2>Latency</h2>")
+        v = sorted(lat["values"])
+        body.append(
+            _table(
+                [(lat["unit"], f"{v[0]:,}", f"{v[len(v) // 2]:,}", f"{v[-1]:,}", len(v))],
+                ["unit", "min", "median", "max", "samples"],
+            )
+        )
+        fig("latency", plot_latency(lat["values"], lat["unit"]))
     if data.get("memory"):
-        figs.append(("memory", plot_memory(data["memory"])))
+        body.append("<h2>Memory</h2>")
+        body.append(
+            _table(
+                [
+                    (
+                        r["region"],
+                        f"{r['size']:,}",
+                        ", ".join(f"{k} {v:,}" for k, v in sorted(r["used"].items())),
+                    )
+                    for r in data["memory"]
+                ],
+                ["region", "size (B)", "used (B)"],
+            )
+        )
+        fig("memory", plot_memory(data["memory"]))
     if data.get("npu_layers"):
-        figs.append(("npu", plot_npu_layers(data["npu_layers"])))
+        body.append("<h2>Ethos-U NPU</h2>")
+        fig("npu", plot_npu_layers(data["npu_layers"]))
     if data.get("cpu_ops") is not None and (data.get("npu_layers") or data.get("cpu_ops")):
         body.append("<h2>CPU-fallback operators</h2>")
         ops = data["cpu_ops"]
         body.append(
             _table([(o["op"], o["reason"]) for o in ops], ["op", "reason"]) if ops else "<p>None.</p>"
-        )
-    for name, png in figs:
-        body.append(
-            f"<div class='fig' id='fig-{name}'><img alt='{name}' src='data:image/png;base64,{png}'></div>"
         )
     if data.get("stages"):
         body.append("<h2>Stages</h2>")
