@@ -30,6 +30,21 @@ CPUS = {
     "cortex-m55": ("cortex-m55", "hard", None, True, True),
     "cortex-m85": ("cortex-m85", "hard", None, True, True),
 }
+# GCC 12 (Debian's arm-none-eabi) has no -mcpu=cortex-m85 (added in GCC 13): name the architecture
+# instead, which every GCC >= 11 accepts and which yields the same M85 code minus PACBTI.
+_GCC_MARCH = {"cortex-m85": ["-march=armv8.1-m.main+mve.fp+fp.dp", "-mtune=cortex-m55"]}
+
+# Flasher kinds: kind -> (required settings, optional settings), each setting -> its type.
+# Placeholders allowed in a "command" flasher's argv: {elf}, {hex}, {bin}.
+FLASHER_KINDS: dict[str, tuple[dict[str, type], dict[str, type]]] = {
+    "pyocd": ({"target": str}, {"frequency": int, "pack": str, "probe": str, "erase": str}),
+    "openocd": ({"config": list}, {"commands": list, "adapter_speed": int}),
+    "copy": ({"volume": str}, {"format": str, "timeout_s": int}),  # USB mass-storage drive label
+    "command": ({"argv": list}, {"timeout_s": int, "env": dict}),
+}
+COMMAND_PLACEHOLDERS = ("elf", "hex", "bin")
+# Simulator kinds: kind -> required settings (other settings are passed on to the simulator class).
+SIMULATOR_KINDS: dict[str, dict[str, type]] = {"qemu": {"machine": str}, "fvp": {"model": str}}
 NPU_TYPES = ("ethos-u55", "ethos-u65", "ethos-u85")
 NPU_MACS = {
     "ethos-u55": (32, 64, 128, 256),
@@ -112,7 +127,7 @@ class Board:
     @property
     def gcc_flags(self) -> list[str]:
         mcpu, abi, fpu, _, _ = CPUS[self.cpu]
-        flags = [f"-mcpu={mcpu}", "-mthumb", f"-mfloat-abi={abi}"]
+        flags = [*_GCC_MARCH.get(self.cpu, [f"-mcpu={mcpu}"]), "-mthumb", f"-mfloat-abi={abi}"]
         if fpu:
             flags.append(f"-mfpu={fpu}")
         return flags
@@ -256,6 +271,10 @@ def parse_board(data: dict[str, Any], source: str) -> Board:
     simulator = data.get("simulator", {})
     if not isinstance(flasher, dict) or not isinstance(simulator, dict):
         raise BoardError(f"{source}: [flasher] and [simulator] must be tables")
+    if flasher:
+        _check_flasher(flasher, source)
+    for sim_kind, sim in simulator.items():
+        _check_simulator(sim_kind, sim, source)
     docs = data.get("docs", [])
     if not isinstance(docs, list) or not all(isinstance(x, str) for x in docs):
         raise BoardError(f"{source}: docs must be a list of strings (vendor document references)")
@@ -274,6 +293,52 @@ def parse_board(data: dict[str, Any], source: str) -> Board:
         docs=tuple(docs),
         source=source,
     )
+
+
+def _check_settings(
+    table: dict[str, Any], required: dict[str, type], optional: dict[str, type] | None, where: str
+) -> None:
+    for key, typ in required.items():
+        _req(table, key, typ, where)
+    if optional is not None:
+        unknown = sorted(set(table) - set(required) - set(optional) - {"kind"})
+        if unknown:
+            known = ", ".join(sorted({*required, *optional}))
+            raise BoardError(f"{where}: unknown setting(s) {', '.join(unknown)} (known: {known})")
+        for key, typ in optional.items():
+            if key in table:
+                _req(table, key, typ, where)
+    for key, value in table.items():
+        if isinstance(value, list) and not all(isinstance(x, str) for x in value):
+            raise BoardError(f"{where}: '{key}' must be a list of strings, got {value!r}")
+
+
+def _check_flasher(flasher: dict[str, Any], source: str) -> None:
+    where = f"{source}: flasher"
+    kind = _req(flasher, "kind", str, where)
+    if kind not in FLASHER_KINDS:
+        raise BoardError(f"{where}: unknown kind {kind!r} (known: {', '.join(sorted(FLASHER_KINDS))})")
+    required, optional = FLASHER_KINDS[kind]
+    _check_settings(flasher, required, optional, f"{where} ({kind})")
+    if kind == "command":
+        if not flasher["argv"]:
+            raise BoardError(f"{where} (command): argv is empty")
+        for arg in flasher["argv"]:
+            for name in re.findall(r"(?<!\{)\{([^{}]*)\}(?!\})", arg):
+                if name not in COMMAND_PLACEHOLDERS:
+                    raise BoardError(
+                        f"{where} (command): unknown placeholder {{{name}}} in argv "
+                        f"(known: {', '.join('{' + p + '}' for p in COMMAND_PLACEHOLDERS)})"
+                    )
+
+
+def _check_simulator(kind: str, sim: Any, source: str) -> None:
+    where = f"{source}: simulator.{kind}"
+    if kind not in SIMULATOR_KINDS:
+        raise BoardError(f"{where}: unknown simulator (known: {', '.join(sorted(SIMULATOR_KINDS))})")
+    if not isinstance(sim, dict):
+        raise BoardError(f"{where}: expected a table")
+    _check_settings(sim, SIMULATOR_KINDS[kind], None, where)
 
 
 def load_board_file(path: str | os.PathLike[str]) -> Board:
