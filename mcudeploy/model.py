@@ -1,9 +1,12 @@
 """Stage ``model``: load a model file and give a validated, parsed view of a .tflite.
 
 Validation comes first. TFLite Micro and the TFLite C++ loader trust their input, so no byte of a
-.tflite reaches them (or any later stage) before :func:`validate_tflite` has checked the file
-identifier, schema version, every index and every buffer size. The view is built on the ``tflite``
-flatbuffer package; nothing here hand-parses the schema.
+.tflite reaches them (or any later stage) before :func:`parse_tflite` has checked the file
+identifier, schema version, every index and every buffer size, and then the graph itself: sane
+quantization, activations written before they are read, and shapes/options that agree for the
+ops whose TFLM kernels trust them (tests/test_fuzz_tflite.py runs mutants that pass through host
+TFLM in a child process to hold this to "validated means safe"). The view is built on the
+``tflite`` flatbuffer package; nothing here hand-parses the schema.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .errors import InputError, ModelFormatError
 
 TFLITE_IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
+_PLACEHOLDER_OPCODE = 127  # deprecated_builtin_code's "see builtin_code": never an op itself
 _FLATBUFFER_MAX = 2**31  # flatbuffers cannot address beyond 2 GiB (larger models use buffer offsets)
 
 # TensorType enum value -> (name, bytes per element; 0.5 for packed 4-bit; 0 for variable length)
@@ -262,8 +266,17 @@ def parse_tflite(data: bytes, source: str = "<bytes>") -> Model:
         model = _parse(data, source)
     except ModelFormatError:
         raise
-    except (struct.error, IndexError, ValueError, OverflowError, TypeError, UnicodeDecodeError,
-            RecursionError, MemoryError, AttributeError) as e:
+    except (
+        struct.error,
+        IndexError,
+        ValueError,
+        OverflowError,
+        TypeError,
+        UnicodeDecodeError,
+        RecursionError,
+        MemoryError,
+        AttributeError,
+    ) as e:
         raise ModelFormatError(
             f"{source}: malformed TFLite flatbuffer (a table or vector points outside the file: {e})"
         ) from None
@@ -308,7 +321,9 @@ def _parse(data: bytes, source: str) -> Model:
     m = tflite.Model.GetRootAs(data, 0)
     version = m.Version()
     if version != SCHEMA_VERSION:
-        raise ModelFormatError(f"{source}: schema version {version}, mcudeploy reads version {SCHEMA_VERSION}")
+        raise ModelFormatError(
+            f"{source}: schema version {version}, mcudeploy reads version {SCHEMA_VERSION}"
+        )
 
     nbuf = r.count(m.BuffersLength(), 4, "the buffer list")
     buffers: list[bytes | None] = []
@@ -342,7 +357,7 @@ def _parse(data: bytes, source: str) -> Model:
             custom = oc.CustomCode()
             name = custom.decode("utf-8", "replace") if custom else "CUSTOM"
             opcodes.append((name, False, oc.Version()))
-        elif code in tflite.BUILTIN_OPCODE2NAME:
+        elif code in tflite.BUILTIN_OPCODE2NAME and code != _PLACEHOLDER_OPCODE:
             opcodes.append((tflite.BUILTIN_OPCODE2NAME[code], True, oc.Version()))
         else:
             raise ModelFormatError(f"{source}: operator code {i} has unknown builtin code {code}")
@@ -419,19 +434,28 @@ def _parse_subgraph(r: _Reader, sg: Any, s: int, buffers: list[bytes | None], op
             raise ModelFormatError(f"{src}: operator {i} uses opcode {oi}, but the model has {len(opcodes)}")
         name, builtin, version = opcodes[oi]
         what = f"operator {i} ({name})"
-        ins = tuple(check_index(int(x), f"{what} input", True) for x in _ints(r, op.InputsLength(), op.Inputs, what))
-        outs = tuple(check_index(int(x), f"{what} output") for x in _ints(r, op.OutputsLength(), op.Outputs, what))
+        ins = tuple(
+            check_index(int(x), f"{what} input", True) for x in _ints(r, op.InputsLength(), op.Inputs, what)
+        )
+        outs = tuple(
+            check_index(int(x), f"{what} output") for x in _ints(r, op.OutputsLength(), op.Outputs, what)
+        )
         custom = b""
         if not builtin and not op.CustomOptionsIsNone():
             n = r.count(op.CustomOptionsLength(), 1, f"{what} custom options")
             custom = op.CustomOptionsAsNumpy().tobytes() if n else b""
+        problem = _options_type_error(name, builtin, op.BuiltinOptionsType())
+        if problem:
+            raise ModelFormatError(f"{src}: {what} {problem}")
         ops.append(Operator(i, name, builtin, version, ins, outs, _options(op), custom))
-    ins = tuple(check_index(int(x), "subgraph input") for x in _ints(r, sg.InputsLength(), sg.Inputs, "inputs"))
-    outs = tuple(check_index(int(x), "subgraph output") for x in _ints(r, sg.OutputsLength(), sg.Outputs, "outputs"))
-    name = sg.Name()
-    return Subgraph(
-        name.decode("utf-8", "replace") if name else "", tuple(tensors), tuple(ops), ins, outs
+    ins = tuple(
+        check_index(int(x), "subgraph input") for x in _ints(r, sg.InputsLength(), sg.Inputs, "inputs")
     )
+    outs = tuple(
+        check_index(int(x), "subgraph output") for x in _ints(r, sg.OutputsLength(), sg.Outputs, "outputs")
+    )
+    name = sg.Name()
+    return Subgraph(name.decode("utf-8", "replace") if name else "", tuple(tensors), tuple(ops), ins, outs)
 
 
 def _ints(r: _Reader, n: int, get: Callable[[int], Any], what: str) -> list[Any]:
@@ -441,7 +465,11 @@ def _ints(r: _Reader, n: int, get: Callable[[int], Any], what: str) -> list[Any]
 def _snake(name: str) -> str:
     out = []
     for i, ch in enumerate(name):
-        if ch.isupper() and i and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())):
+        if (
+            ch.isupper()
+            and i
+            and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower()))
+        ):
             out.append("_")
         out.append(ch.lower())
     return "".join(out)
@@ -461,7 +489,12 @@ def _options(op: Any) -> dict[str, Any]:
     opts.Init(table.Bytes, table.Pos)
     out: dict[str, Any] = {}
     for meth in sorted(dir(cls)):
-        if meth.startswith("_") or meth in ("Init",) or meth.startswith("GetRootAs") or "BufferHasIdentifier" in meth:
+        if (
+            meth.startswith("_")
+            or meth in ("Init",)
+            or meth.startswith("GetRootAs")
+            or "BufferHasIdentifier" in meth
+        ):
             continue
         if meth.endswith(("Length", "IsNone", "AsNumpy")):
             continue
@@ -476,13 +509,270 @@ def _options(op: Any) -> dict[str, Any]:
     return out
 
 
+# -- semantic validation ------------------------------------------------------------------
+# TFLite Micro trusts shapes, quant params and options: a well-formed flatbuffer with a wrong channel
+# count or a zero scale makes it divide by zero or write out of bounds. So a model is only valid
+# once the graph is consistent: tensors have sane sizes and quant params, every activation is
+# produced before it is read, and the ops TFLM kernels trust have matching shapes and options.
+
+_INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "int4": (-8, 7)}
+_MAX_RANK = 6  # TFLM kernels support at most 5-6 dimensions
+_MAX_TENSOR_BYTES = 2**31 - 1  # TFLM sizes are int32
+_POOLS = ("MAX_POOL_2D", "AVERAGE_POOL_2D", "L2_POOL_2D")
+_UNARY_SAME_SHAPE = (
+    "RELU",
+    "RELU6",
+    "RELU_N1_TO_1",
+    "LOGISTIC",
+    "TANH",
+    "HARD_SWISH",
+    "LEAKY_RELU",
+    "ABS",
+    "NEG",
+    "QUANTIZE",
+    "DEQUANTIZE",
+    "ELU",
+    "GELU",
+    "PRELU",
+    "SOFTMAX",
+    "LOG_SOFTMAX",
+    "L2_NORMALIZATION",
+)
+_BROADCAST_BINARY = ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "DIV")
+# ops whose TFLM kernels dereference their builtin options: the options table must be present
+_NEEDS_OPTIONS = {
+    "CONV_2D": "Conv2DOptions",
+    "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
+    "FULLY_CONNECTED": "FullyConnectedOptions",
+    "SOFTMAX": "SoftmaxOptions",
+    "CONCATENATION": "ConcatenationOptions",
+    "TRANSPOSE_CONV": "TransposeConvOptions",
+    **{p: "Pool2DOptions" for p in _POOLS},
+}
+# inputs that may be absent (-1): the bias; not for DEPTHWISE_CONV_2D, whose TFLM int8 kernel reads it
+_OPTIONAL_INPUTS = {"CONV_2D": {2}, "FULLY_CONNECTED": {2}, "TRANSPOSE_CONV": {3}}
+
+
+def _options_type_error(opcode: str, builtin: bool, kind: int) -> str | None:
+    """Why an operator's builtin-options type does not fit its opcode (None when it fits)."""
+    if kind and kind not in _OPTION_CLASSES:
+        return f"unknown builtin options type {kind}"
+    if not builtin:
+        return None
+    want = _NEEDS_OPTIONS.get(opcode)
+    if want is None:
+        guess = opcode.replace("_", "").lower() + "options"
+        want = next((n for n in _OPTION_CLASSES.values() if n.lower() == guess), None)
+        if want is None or not kind:  # options optional for this op (e.g. RESHAPE reads input 1)
+            return None
+    elif not kind:
+        return f"has no builtin options, but {opcode} needs {want}"
+    got = _OPTION_CLASSES.get(kind, "NONE")
+    return None if got == want else f"carries {got}, but {opcode} takes {want}"
+
+
+def _check_tensor(src: str, t: Tensor) -> None:
+    where = f"{src}: tensor {t.index} ({t.name!r})"
+    if len(t.shape) > _MAX_RANK:
+        raise ModelFormatError(f"{where} has rank {len(t.shape)}; at most {_MAX_RANK} is supported")
+    if 0 in t.shape and not t.is_constant:
+        raise ModelFormatError(f"{where} has an empty dimension in shape {list(t.shape)}")
+    if t.nbytes > _MAX_TENSOR_BYTES:
+        raise ModelFormatError(f"{where} of shape {list(t.shape)} needs {t.nbytes} bytes, over 2 GiB")
+    q = t.quant
+    if q is None:
+        return
+    bad = [s for s in q.scale if not (math.isfinite(s) and s > 0)]
+    if bad:
+        raise ModelFormatError(f"{where} has quantization scale {bad[0]}; scales must be finite and > 0")
+    lo, hi = _INT_RANGES.get(t.dtype, (-(2**31), 2**31 - 1))
+    badz = [z for z in q.zero_point if not lo <= z <= hi]
+    if badz:
+        raise ModelFormatError(f"{where} has zero point {badz[0]}, outside {t.dtype}'s range {lo}..{hi}")
+    if q.per_channel:
+        if not 0 <= q.axis < len(t.shape):
+            raise ModelFormatError(f"{where}: quantized dimension {q.axis} is not an axis of {list(t.shape)}")
+        if t.shape[q.axis] != len(q.scale):
+            raise ModelFormatError(
+                f"{where} has {len(q.scale)} per-channel scales, but dimension {q.axis} of "
+                f"{list(t.shape)} has {t.shape[q.axis]} channels"
+            )
+
+
+def _conv_out(size: int, filt: int, stride: int, dilation: int, padding: int) -> int:
+    """TFLite's output size: SAME (0) is ceil(in/stride), VALID (1) drops the partial windows."""
+    if padding == 0:
+        return (size + stride - 1) // stride
+    eff = (filt - 1) * dilation + 1
+    return (size - eff + stride) // stride
+
+
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    out = []
+    for x, y in zip((1,) * (len(b) - len(a)) + a, (1,) * (len(a) - len(b)) + b, strict=True):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(max(x, y) if 1 in (x, y) else x)
+    return tuple(out)
+
+
+def _check_op(src: str, sg: Subgraph, op: Operator) -> None:
+    """Shape, dtype and option rules for the ops whose TFLM kernels trust them."""
+    what = f"{src}: operator {op.index} ({op.opcode})"
+    t = sg.tensors
+    optional = _OPTIONAL_INPUTS.get(op.opcode, set())
+    for j, i in enumerate(op.inputs):
+        if i == -1 and j not in optional and op.builtin:
+            raise ModelFormatError(f"{what}: input {j} is missing")
+
+    def inp(j: int) -> Tensor | None:
+        return t[op.inputs[j]] if j < len(op.inputs) and op.inputs[j] != -1 else None
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise ModelFormatError(f"{what}: {msg}")
+
+    x, out = inp(0), t[op.outputs[0]]
+    opts = op.options
+    name = op.opcode
+    if name in ("CONV_2D", "DEPTHWISE_CONV_2D", *_POOLS):
+        need(len(op.inputs) >= (1 if name in _POOLS else 2), "too few inputs")
+        need(
+            x is not None and len(x.shape) == 4 and len(out.shape) == 4, "input and output must be 4-D (NHWC)"
+        )
+        assert x is not None
+        sw, sh = opts.get("stride_w", 0), opts.get("stride_h", 0)
+        dw, dh = opts.get("dilation_w_factor", 1), opts.get("dilation_h_factor", 1)
+        need(
+            sw >= 1 and sh >= 1 and dw >= 1 and dh >= 1,
+            f"strides {sw}x{sh} / dilations {dw}x{dh} must be >= 1",
+        )
+        need(opts.get("padding", 0) in (0, 1), f"unknown padding {opts.get('padding')}")
+        need(x.dtype == out.dtype, f"input is {x.dtype} but output is {out.dtype}")
+        if name in _POOLS:
+            fh, fw = opts.get("filter_height", 0), opts.get("filter_width", 0)
+            need(fh >= 1 and fw >= 1, f"pool filter {fw}x{fh} must be at least 1x1")
+            channels = x.shape[3]
+        else:
+            w = inp(1)
+            need(w is not None and len(w.shape) == 4, "the filter must be 4-D")
+            assert w is not None
+            fh, fw = w.shape[1], w.shape[2]
+            if name == "CONV_2D":
+                need(
+                    x.shape[3] == w.shape[3],
+                    f"input has {x.shape[3]} channels, the filter expects {w.shape[3]}",
+                )
+                channels = w.shape[0]
+            else:
+                mult = opts.get("depth_multiplier", 1)
+                need(
+                    w.shape[0] == 1
+                    and w.shape[3] == out.shape[3]
+                    and x.shape[3] > 0
+                    and out.shape[3] % x.shape[3] == 0,
+                    f"filter {list(w.shape)} does not fit input "
+                    f"{list(x.shape)} and output {list(out.shape)} (depth multiplier {mult})",
+                )
+                channels = w.shape[3]
+            bias = inp(2)
+            need(
+                bias is None or bias.num_elements == channels,
+                f"bias has {bias.num_elements if bias else 0} values for {channels} output channels",
+            )
+        expect = (
+            x.shape[0],
+            _conv_out(x.shape[1], fh, sh, dh, opts.get("padding", 0)),
+            _conv_out(x.shape[2], fw, sw, dw, opts.get("padding", 0)),
+            channels,
+        )
+        need(
+            min(expect) >= 1 and out.shape == expect,
+            f"output shape {list(out.shape)} does not match {list(expect)} from the input and options",
+        )
+    elif name == "FULLY_CONNECTED":
+        w = inp(1)
+        need(x is not None and w is not None and len(w.shape) == 2, "needs an input and a 2-D weight")
+        assert x is not None and w is not None
+        units, depth = w.shape
+        need(depth > 0 and x.num_elements % depth == 0, f"input {list(x.shape)} is not a multiple of {depth}")
+        need(x.dtype == out.dtype, f"input is {x.dtype} but output is {out.dtype}")
+        need(
+            out.num_elements == x.num_elements // depth * units and out.shape[-1:] == (units,),
+            f"output shape {list(out.shape)} does not fit input {list(x.shape)} and weights {list(w.shape)}",
+        )
+        bias = inp(2)
+        need(bias is None or bias.num_elements == units, f"bias does not have {units} values")
+    elif name == "RESHAPE":
+        need(
+            x is not None and x.num_elements == out.num_elements and x.dtype == out.dtype,
+            f"cannot reshape {list(x.shape) if x else None} into {list(out.shape)}",
+        )
+    elif name in _UNARY_SAME_SHAPE:
+        need(
+            x is not None and x.shape == out.shape, f"output shape {list(out.shape)} differs from the input's"
+        )
+        need(len(out.shape) >= 1 or name != "SOFTMAX", "input must have at least one dimension")
+        if name not in ("QUANTIZE", "DEQUANTIZE"):
+            assert x is not None
+            need(x.dtype == out.dtype, f"input is {x.dtype} but output is {out.dtype}")
+    elif name in _BROADCAST_BINARY:
+        y = inp(1)
+        need(x is not None and y is not None, "needs two inputs")
+        assert x is not None and y is not None
+        need(
+            _broadcast(x.shape, y.shape) == out.shape,
+            f"inputs {list(x.shape)} and {list(y.shape)} do not broadcast to {list(out.shape)}",
+        )
+
+
+def _check_graph(src: str, s: int, sg: Subgraph) -> None:
+    """Every activation is written once, before it is read; graph inputs are not constants."""
+    written: set[int] = set(sg.inputs)
+    for i in sg.inputs:
+        if sg.tensors[i].is_constant:
+            raise ModelFormatError(f"{src}: subgraph {s} input tensor {i} is a constant")
+    for op in sg.operators:
+        # Vela's ethos-u op takes its NPU scratch areas as inputs 2 and 3: work memory, never written
+        scratch = set(op.inputs[2:4]) if op.opcode == "ethos-u" and not op.builtin else set()
+        for i in op.inputs:
+            if i in scratch:
+                continue
+            if (
+                i != -1
+                and i not in written
+                and not sg.tensors[i].is_constant
+                and not sg.tensors[i].is_variable
+            ):
+                raise ModelFormatError(
+                    f"{src}: operator {op.index} ({op.opcode}) reads tensor {i} ({sg.tensors[i].name!r}) "
+                    "before anything writes it"
+                )
+        for i in op.outputs:
+            if i in written or sg.tensors[i].is_constant:
+                raise ModelFormatError(
+                    f"{src}: operator {op.index} ({op.opcode}) writes tensor {i} ({sg.tensors[i].name!r}), "
+                    "which is a graph input, a constant, or already written"
+                )
+            written.add(i)
+    for i in sg.outputs:
+        if i not in written and not sg.tensors[i].is_constant:
+            raise ModelFormatError(f"{src}: subgraph {s} output tensor {i} is never written")
+
+
 def _check_semantics(model: Model) -> None:
+    src = model.source
     for s, sg in enumerate(model.subgraphs):
         for op in sg.operators:
             if not op.outputs:
-                raise ModelFormatError(f"{model.source}: operator {op.index} ({op.opcode}) has no outputs")
+                raise ModelFormatError(f"{src}: operator {op.index} ({op.opcode}) has no outputs")
         if s == 0 and (not sg.inputs or not sg.outputs):
-            raise ModelFormatError(f"{model.source}: the main subgraph declares no inputs or no outputs")
+            raise ModelFormatError(f"{src}: the main subgraph declares no inputs or no outputs")
+        for t in sg.tensors:
+            _check_tensor(src, t)
+        _check_graph(src, s, sg)
+        for op in sg.operators:
+            _check_op(src, sg, op)
 
 
 # -- float models -------------------------------------------------------------------------
@@ -514,8 +804,19 @@ def load_keras(path: str | os.PathLike[str]) -> Any:
                 f"{p}: unknown model format {p.suffix!r}",
                 hint="expected .keras, .h5, a SavedModel folder, or .tflite",
             )
-        return tf.keras.models.load_model(str(p), compile=False)
+        return _load_keras_file(tf, p)
     except InputError:
         raise
     except Exception as e:  # TF raises a zoo of types for corrupt files
         raise ModelFormatError(f"{p}: cannot load as a Keras model ({type(e).__name__}: {e})") from None
+
+
+def _load_keras_file(tf: Any, p: Path) -> Any:
+    try:
+        return tf.keras.models.load_model(str(p), compile=False)
+    except Exception:
+        # QAT models from `mcudeploy optimize` hold tfmot layers: retry with tfmot's custom objects.
+        import tensorflow_model_optimization as tfmot
+
+        with tfmot.quantization.keras.quantize_scope():
+            return tf.keras.models.load_model(str(p), compile=False)

@@ -9,7 +9,14 @@ from mcudeploy.model import parse_tflite, read_tflite
 def test_digits_view(digits_int8):
     m = digits_int8
     assert [op.opcode for op in m.operators] == [
-        "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "MAX_POOL_2D",
+        "CONV_2D",
+        "RESHAPE",
+        "FULLY_CONNECTED",
+        "SOFTMAX",
+    ]
     assert m.inputs[0].shape == (1, 8, 8, 1) and m.inputs[0].dtype == "int8"
     assert m.outputs[0].dtype == "int8"
     conv = m.operators[0]
@@ -24,10 +31,49 @@ def test_read_errors(tmp_path):
         read_tflite(tmp_path / "missing.tflite")
     p = tmp_path / "x.tflite"
     p.write_bytes(b"PK\x03\x04" + b"\0" * 20)
-    with pytest.raises(ModelFormatError, match="x.tflite: not a TFLite model"):
+    with pytest.raises(ModelFormatError, match=r"x\.tflite: not a TFLite model"):
         read_tflite(p)
 
 
 def test_too_short():
     with pytest.raises(ModelFormatError, match="too short"):
         parse_tflite(b"TFL3", "t.tflite")
+
+
+# -- semantic validation: real fields of the digits model edited one at a time -----------------
+def _edit(model, label: str, value) -> bytes:
+    from .test_fuzz_tflite import _put, locate_fields
+
+    field = next(f for f in locate_fields(model.data) if f.label == label)
+    return _put(model.data, field.pos, field.fmt, value)
+
+
+@pytest.mark.parametrize(
+    ("label", "value", "needle"),
+    [
+        ("tensor10.scale[0]", 0.0, "scales must be finite and > 0"),
+        ("tensor10.scale[0]", float("nan"), "scales must be finite and > 0"),
+        ("tensor10.zero_point[0]", 128, "outside int8's range"),
+        ("tensor7.quantized_dimension", 0, "per-channel scales"),
+        ("tensor0.shape[3]", 3, "channels"),
+        ("tensor0.shape[3]", 0, "empty dimension"),
+        ("tensor13.shape[3]", 31, "output shape"),
+        ("op0.options[6]", 0, "strides"),
+        ("op6.builtin_options_type", 1, "carries Conv2DOptions, but SOFTMAX takes SoftmaxOptions"),
+        ("op6.builtin_options_type", 0, "SOFTMAX needs SoftmaxOptions"),
+        ("op1.inputs[0]", 12, "before anything writes it"),
+        ("op2.outputs[0]", 10, "already written"),
+        ("op1.inputs[2]", -1, "input 2 is missing"),
+    ],
+)
+def test_inconsistent_graphs_are_rejected(digits_int8, label: str, value, needle: str) -> None:
+    data = _edit(digits_int8, label, value)
+    with pytest.raises(ModelFormatError) as e:
+        parse_tflite(data, "edited.tflite")
+    assert "edited.tflite" in str(e.value) and needle in str(e.value), str(e.value)
+
+
+def test_the_unedited_model_and_harmless_edits_pass(digits_int8) -> None:
+    assert parse_tflite(digits_int8.data, "a.tflite").to_dict()["sha256"] == digits_int8.sha256
+    m = parse_tflite(_edit(digits_int8, "tensor16.scale[0]", 0.5), "b.tflite")  # any positive scale is valid
+    assert m.outputs[0].quant.scale == (0.5,)

@@ -1,0 +1,89 @@
+"""``mcudeploy evaluate``: the accuracy ladder float → TFLite int8 → host TFLM int8, with agreement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("evaluate")
+@click.argument("int8_path", metavar="INT8_TFLITE", type=click.Path(path_type=Path))
+@click.option(
+    "-d",
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Labelled .npz with x and y.",
+)
+@click.option(
+    "-f",
+    "--float",
+    "float_path",
+    type=click.Path(path_type=Path),
+    help="The float model (.keras, .h5 or SavedModel folder) for the first rung and the size ratio.",
+)
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="Evaluate only the first N samples.")
+@click.option(
+    "--default-kernels/--no-default-kernels",
+    default=True,
+    show_default=True,
+    help="Also compare TFLite's default (optimised) kernels with host TFLM.",
+)
+@click.option("--max-drop", type=float, help="Gate: fail (exit 1) if float → int8 drops more than this (pp).")
+@click.option("--min-accuracy", type=float, help="Gate: fail if host TFLM int8 accuracy (%) is below this.")
+@click.option(
+    "--min-agreement", type=float, help="Gate: fail if TFLite vs TFLM top-1 agreement (%) is below."
+)
+@click.option("--max-lsb", type=int, help="Gate: fail if TFLite (reference) and TFLM differ by more LSBs.")
+@click.option(
+    "--json",
+    "json_out",
+    is_flag=False,
+    flag_value="-",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="Write the evaluation as JSON to a file, or to stdout with a bare --json.",
+)
+def command(
+    int8_path: Path,
+    data_path: Path,
+    float_path: Path | None,
+    limit: int | None,
+    default_kernels: bool,
+    max_drop: float | None,
+    min_accuracy: float | None,
+    min_agreement: float | None,
+    max_lsb: int | None,
+    json_out: Path | None,
+) -> None:
+    """Top-1 accuracy of INT8_TFLITE on labelled data: float, TFLite int8, host TFLM int8.
+
+    \b
+    Inputs are quantized with the int8 model's input scale and zero point. Host TFLM is the
+    reference for every bit-exact check: the agreement rows say how TFLite's kernels compare.
+    """
+    from .._io import write_text_atomic
+    from ..evaluate import enforce_gates, evaluate_files
+    from ..inspection import print_evaluation
+
+    ev = evaluate_files(
+        int8_path, data_path, float_path=float_path, default_kernels=default_kernels, limit=limit
+    )
+    doc = json.dumps(ev.to_dict(), indent=2, sort_keys=True) + "\n"
+    if json_out is not None and str(json_out) == "-":
+        click.echo(doc, nl=False)
+    else:
+        print_evaluation(ev)
+        if json_out is not None:
+            write_text_atomic(json_out, doc)
+    enforce_gates(
+        ev,
+        {
+            "max_drop_pp": max_drop,
+            "min_accuracy": min_accuracy,
+            "min_agreement": min_agreement,
+            "max_lsb": max_lsb,
+        },
+    )
