@@ -1,0 +1,601 @@
+/* int8 kernels with TFLite's reference arithmetic (the rounding of TFLM's reference kernels).
+ *
+ * Written for mcudeploy from the published arithmetic (gemmlowp fixed point, TFLite quantization
+ * utilities); parameter layouts are the enums below, mirrored by mcudeploy/runtime_c/lower.py.
+ */
+#include "mcd_kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#include <arm_mve.h>
+#define MCD_MVE 1
+#endif
+
+/* ---- fixed-point primitives ------------------------------------------------------------------ */
+static int32_t srdhm(int32_t a, int32_t b) /* SaturatingRoundingDoublingHighMul */
+{
+    if (a == b && a == INT32_MIN) return INT32_MAX;
+    int64_t ab = (int64_t)a * (int64_t)b;
+    int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+static int32_t rdbpot(int32_t x, int e) /* RoundingDivideByPOT, e in 0..31 */
+{
+    int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
+    int32_t rem = x & mask;
+    int32_t thr = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> e) + (rem > thr ? 1 : 0);
+}
+
+static int32_t mbqm(int32_t x, int32_t m, int32_t shift) /* MultiplyByQuantizedMultiplier */
+{
+    int left = shift > 0 ? shift : 0;
+    int right = shift > 0 ? 0 : -shift;
+    /* wraps like the reference on overflow; unsigned avoids C undefined behaviour */
+    int32_t shifted = (int32_t)((uint32_t)x * ((uint32_t)1 << left));
+    return rdbpot(srdhm(shifted, m), right);
+}
+
+static int32_t sat_shl(int32_t x, int e) /* SaturatingRoundingMultiplyByPOT, e > 0 */
+{
+    int32_t thr = (int32_t)(((int64_t)1 << (31 - e)) - 1);
+    if (x > thr) return INT32_MAX;
+    if (x < -thr) return INT32_MIN;
+    return (int32_t)((uint32_t)x << e);
+}
+
+static int32_t clamp32(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+/* gemmlowp exp on [-1/4, 0) for FixedPoint<int32, 0> */
+static int32_t exp_quarter(int32_t a)
+{
+    const int32_t constant_term = 1895147668;  /* exp(-1/8) */
+    const int32_t one_third = 715827883;
+    int32_t x = a + (1 << 28);
+    int32_t x2 = srdhm(x, x);
+    int32_t x3 = srdhm(x2, x);
+    int32_t x4 = srdhm(x2, x2);
+    int32_t x4_over_4 = rdbpot(x4, 2);
+    int32_t poly = rdbpot(srdhm(x4_over_4 + x3, one_third) + x2, 1);
+    return constant_term + srdhm(constant_term, x + poly);
+}
+
+/* gemmlowp exp_on_negative_values: input FixedPoint<int32, ibits>, result FixedPoint<int32, 0> */
+static int32_t exp_neg(int32_t a, int ibits)
+{
+    static const int32_t mults[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
+    const int fbits = 31 - ibits;
+    const int32_t quarter = (int32_t)1 << (fbits - 2);
+    int32_t a_mod = (a & (quarter - 1)) - quarter;
+    int32_t result = exp_quarter(sat_shl(a_mod, ibits));
+    int32_t remainder = a_mod - a;
+    for (int k = -2; k <= 4; ++k) {
+        if (ibits > k && (remainder & ((int32_t)1 << (fbits + k)))) result = srdhm(result, mults[k + 2]);
+    }
+    if (ibits > 5) {
+        int32_t clamp = -((int32_t)1 << (36 - ibits));
+        if (a < clamp) result = 0;
+    }
+    if (a == 0) result = INT32_MAX;
+    return result;
+}
+
+static int clz32(uint32_t x)
+{
+    if (x == 0) return 32;
+    int n = 0;
+    while (!(x & 0x80000000u)) { x <<= 1; ++n; }
+    return n;
+}
+
+static int32_t newton_recip_f2(int32_t a);
+static int32_t one_over_one_plus_x(int32_t a) /* FixedPoint<int32,0> -> FixedPoint<int32,0> */
+{
+    return sat_shl(newton_recip_f2(a), 1); /* Rescale<0>(ExactMulByPot<-1>(x)) */
+}
+
+/* sum(w[i] * (x[i] + off)) over n: computed as sum(w*x) + off*sum(w), equal in 32-bit two's complement,
+ * so the MVE path (16 lanes per step, predicated tail) gives the reference's bits. */
+static int32_t dot_offset(const int8_t *w, const int8_t *x, int32_t n, int32_t off)
+{
+#ifdef MCD_MVE
+    if (n < 8) { /* a few channels: the scalar loop is cheaper than a vector setup */
+        int32_t acc = 0;
+        for (int32_t i = 0; i < n; ++i) acc += w[i] * (x[i] + off);
+        return acc;
+    }
+    int32_t acc = 0, wsum = 0;
+    while (n > 0) {
+        const mve_pred16_t p = vctp8q((uint32_t)n);
+        const int8x16_t vw = vldrbq_z_s8(w, p);
+        const int8x16_t vx = vldrbq_z_s8(x, p);
+        acc = vmladavaq_p_s8(acc, vw, vx, p);
+        wsum = vaddvaq_p_s8(wsum, vw, p);
+        w += 16;
+        x += 16;
+        n -= 16;
+    }
+    return (int32_t)((uint32_t)acc + (uint32_t)wsum * (uint32_t)off);
+#else
+    int32_t acc = 0;
+    for (int32_t i = 0; i < n; ++i) acc += w[i] * (x[i] + off);
+    return acc;
+#endif
+}
+
+/* ---- CONV_2D / DEPTHWISE_CONV_2D ------------------------------------------------------------- */
+enum { CV_N, CV_H, CV_W, CV_C, CV_OH, CV_OW, CV_OC, CV_KH, CV_KW, CV_SH, CV_SW, CV_DH, CV_DW,
+       CV_PH, CV_PW, CV_IOFF, CV_OOFF, CV_AMIN, CV_AMAX, CV_DM, CV_HDR };
+
+void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
+{
+    const int8_t *x = (const int8_t *)in[0];
+    const int8_t *w = (const int8_t *)in[1];
+    const int32_t *bias = (const int32_t *)in[2];
+    int8_t *y = (int8_t *)out;
+    const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], OH = p[CV_OH], OW = p[CV_OW], OC = p[CV_OC];
+    const int32_t KH = p[CV_KH], KW = p[CV_KW], ioff = p[CV_IOFF];
+    const int32_t *mult = p + CV_HDR, *shift = p + CV_HDR + OC;
+    for (int32_t b = 0; b < p[CV_N]; ++b)
+        for (int32_t oy = 0; oy < OH; ++oy)
+            for (int32_t ox = 0; ox < OW; ++ox) {
+                const int32_t iy0 = oy * p[CV_SH] - p[CV_PH], ix0 = ox * p[CV_SW] - p[CV_PW];
+                for (int32_t oc = 0; oc < OC; ++oc) {
+                    int32_t acc = 0;
+                    for (int32_t ky = 0; ky < KH; ++ky) {
+                        const int32_t iy = iy0 + p[CV_DH] * ky;
+                        if (iy < 0 || iy >= H) continue;
+                        for (int32_t kx = 0; kx < KW; ++kx) {
+                            const int32_t ix = ix0 + p[CV_DW] * kx;
+                            if (ix < 0 || ix >= W) continue;
+                            const int8_t *xp = x + ((b * H + iy) * W + ix) * C;
+                            const int8_t *wp = w + ((oc * KH + ky) * KW + kx) * C;
+                            acc += dot_offset(wp, xp, C, ioff);
+                        }
+                    }
+                    if (bias) acc += bias[oc];
+                    acc = mbqm(acc, mult[oc], shift[oc]) + p[CV_OOFF];
+                    y[((b * OH + oy) * OW + ox) * OC + oc] = (int8_t)clamp32(acc, p[CV_AMIN], p[CV_AMAX]);
+                }
+            }
+}
+
+void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
+{
+    const int8_t *x = (const int8_t *)in[0];
+    const int8_t *w = (const int8_t *)in[1];
+    const int32_t *bias = (const int32_t *)in[2];
+    int8_t *y = (int8_t *)out;
+    const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], OH = p[CV_OH], OW = p[CV_OW], OC = p[CV_OC];
+    const int32_t KH = p[CV_KH], KW = p[CV_KW], ioff = p[CV_IOFF], DM = p[CV_DM];
+    const int32_t *mult = p + CV_HDR, *shift = p + CV_HDR + OC;
+    for (int32_t b = 0; b < p[CV_N]; ++b)
+        for (int32_t oy = 0; oy < OH; ++oy)
+            for (int32_t ox = 0; ox < OW; ++ox) {
+                const int32_t iy0 = oy * p[CV_SH] - p[CV_PH], ix0 = ox * p[CV_SW] - p[CV_PW];
+#ifdef MCD_MVE
+                if (DM == 1) { /* 4 channels per step; same products and sums as the scalar loop */
+                    for (int32_t c0 = 0; c0 < C; c0 += 4) {
+                        const mve_pred16_t pr = vctp32q((uint32_t)(C - c0));
+                        int32x4_t acc4 = vdupq_n_s32(0);
+                        for (int32_t ky = 0; ky < KH; ++ky) {
+                            const int32_t iy = iy0 + p[CV_DH] * ky;
+                            if (iy < 0 || iy >= H) continue;
+                            for (int32_t kx = 0; kx < KW; ++kx) {
+                                const int32_t ix = ix0 + p[CV_DW] * kx;
+                                if (ix < 0 || ix >= W) continue;
+                                const int32x4_t vx = vldrbq_z_s32(x + ((b * H + iy) * W + ix) * C + c0, pr);
+                                const int32x4_t vw = vldrbq_z_s32(w + (ky * KW + kx) * OC + c0, pr);
+                                acc4 = vaddq_s32(acc4, vmulq_s32(vw, vaddq_n_s32(vx, ioff)));
+                            }
+                        }
+                        int32_t lane[4];
+                        vstrwq_s32(lane, acc4);
+                        for (int32_t j = 0; j < 4 && c0 + j < C; ++j) {
+                            const int32_t oc = c0 + j;
+                            int32_t acc = lane[j];
+                            if (bias) acc += bias[oc];
+                            acc = mbqm(acc, mult[oc], shift[oc]) + p[CV_OOFF];
+                            y[((b * OH + oy) * OW + ox) * OC + oc] = (int8_t)clamp32(acc, p[CV_AMIN], p[CV_AMAX]);
+                        }
+                    }
+                    continue;
+                }
+#endif
+                for (int32_t ic = 0; ic < C; ++ic)
+                    for (int32_t m = 0; m < DM; ++m) {
+                        const int32_t oc = m + ic * DM;
+                        int32_t acc = 0;
+                        for (int32_t ky = 0; ky < KH; ++ky) {
+                            const int32_t iy = iy0 + p[CV_DH] * ky;
+                            if (iy < 0 || iy >= H) continue;
+                            for (int32_t kx = 0; kx < KW; ++kx) {
+                                const int32_t ix = ix0 + p[CV_DW] * kx;
+                                if (ix < 0 || ix >= W) continue;
+                                acc += w[(ky * KW + kx) * OC + oc] * (x[((b * H + iy) * W + ix) * C + ic] + ioff);
+                            }
+                        }
+                        if (bias) acc += bias[oc];
+                        acc = mbqm(acc, mult[oc], shift[oc]) + p[CV_OOFF];
+                        y[((b * OH + oy) * OW + ox) * OC + oc] = (int8_t)clamp32(acc, p[CV_AMIN], p[CV_AMAX]);
+                    }
+            }
+}
+
+/* ---- FULLY_CONNECTED ------------------------------------------------------------------------- */
+enum { FC_B, FC_D, FC_O, FC_IOFF, FC_WOFF, FC_OOFF, FC_AMIN, FC_AMAX, FC_PC, FC_HDR };
+
+void mcd_k_fully_connected(const int32_t *p, const void *const *in, void *out)
+{
+    const int8_t *x = (const int8_t *)in[0];
+    const int8_t *w = (const int8_t *)in[1];
+    const int32_t *bias = (const int32_t *)in[2];
+    int8_t *y = (int8_t *)out;
+    const int32_t D = p[FC_D], O = p[FC_O], ioff = p[FC_IOFF], woff = p[FC_WOFF];
+    const int32_t *mult = p + FC_HDR, *shift = p + FC_HDR + (p[FC_PC] ? O : 1);
+    for (int32_t b = 0; b < p[FC_B]; ++b)
+        for (int32_t o = 0; o < O; ++o) {
+            int32_t acc;
+            const int8_t *xp = x + b * D, *wp = w + o * D;
+            if (woff == 0) {
+                acc = dot_offset(wp, xp, D, ioff);
+            } else {
+                acc = 0;
+                for (int32_t d = 0; d < D; ++d) acc += (wp[d] + woff) * (xp[d] + ioff);
+            }
+            if (bias) acc += bias[o];
+            const int32_t c = p[FC_PC] ? o : 0;
+            acc = mbqm(acc, mult[c], shift[c]) + p[FC_OOFF];
+            y[b * O + o] = (int8_t)clamp32(acc, p[FC_AMIN], p[FC_AMAX]);
+        }
+}
+
+/* ---- AVERAGE_POOL_2D / MAX_POOL_2D ----------------------------------------------------------- */
+enum { PL_N, PL_H, PL_W, PL_C, PL_OH, PL_OW, PL_FH, PL_FW, PL_SH, PL_SW, PL_PH, PL_PW, PL_AMIN, PL_AMAX };
+
+static void pool(const int32_t *p, const int8_t *x, int8_t *y, int is_max)
+{
+    const int32_t H = p[PL_H], W = p[PL_W], C = p[PL_C], OH = p[PL_OH], OW = p[PL_OW];
+    for (int32_t b = 0; b < p[PL_N]; ++b)
+        for (int32_t oy = 0; oy < OH; ++oy)
+            for (int32_t ox = 0; ox < OW; ++ox)
+                for (int32_t c = 0; c < C; ++c) {
+                    const int32_t iy0 = oy * p[PL_SH] - p[PL_PH], ix0 = ox * p[PL_SW] - p[PL_PW];
+                    const int32_t fy0 = iy0 < 0 ? -iy0 : 0, fx0 = ix0 < 0 ? -ix0 : 0;
+                    const int32_t fy1 = p[PL_FH] < H - iy0 ? p[PL_FH] : H - iy0;
+                    const int32_t fx1 = p[PL_FW] < W - ix0 ? p[PL_FW] : W - ix0;
+                    int32_t acc = is_max ? -128 : 0, count = 0;
+                    for (int32_t fy = fy0; fy < fy1; ++fy)
+                        for (int32_t fx = fx0; fx < fx1; ++fx) {
+                            const int32_t v = x[((b * H + iy0 + fy) * W + ix0 + fx) * C + c];
+                            if (is_max) acc = v > acc ? v : acc;
+                            else acc += v;
+                            ++count;
+                        }
+                    if (!is_max) {
+                        if (count == 0) count = 1; /* the reference fails here; we never generate it */
+                        acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                    }
+                    y[((b * OH + oy) * OW + ox) * C + c] = (int8_t)clamp32(acc, p[PL_AMIN], p[PL_AMAX]);
+                }
+}
+
+void mcd_k_avg_pool(const int32_t *p, const void *const *in, void *out)
+{
+    pool(p, (const int8_t *)in[0], (int8_t *)out, 0);
+}
+
+void mcd_k_max_pool(const int32_t *p, const void *const *in, void *out)
+{
+    pool(p, (const int8_t *)in[0], (int8_t *)out, 1);
+}
+
+/* ---- MEAN (any axes of a 4-D view) ----------------------------------------------------------- */
+enum { MN_D0, MN_R0 = 4, MN_IZP = 8, MN_OZP, MN_MULT, MN_SHIFT, MN_COUNT };
+
+void mcd_k_mean(const int32_t *p, const void *const *in, void *out)
+{
+    const int8_t *x = (const int8_t *)in[0];
+    int8_t *y = (int8_t *)out;
+    const int32_t *d = p + MN_D0, *r = p + MN_R0;
+    int32_t od[4], o[4], k[4];
+    for (int i = 0; i < 4; ++i) od[i] = r[i] ? 1 : d[i];
+    int32_t n = 0;
+    for (o[0] = 0; o[0] < od[0]; ++o[0])
+        for (o[1] = 0; o[1] < od[1]; ++o[1])
+            for (o[2] = 0; o[2] < od[2]; ++o[2])
+                for (o[3] = 0; o[3] < od[3]; ++o[3]) {
+                    int32_t sum = 0;
+                    for (k[0] = 0; k[0] < (r[0] ? d[0] : 1); ++k[0])
+                        for (k[1] = 0; k[1] < (r[1] ? d[1] : 1); ++k[1])
+                            for (k[2] = 0; k[2] < (r[2] ? d[2] : 1); ++k[2])
+                                for (k[3] = 0; k[3] < (r[3] ? d[3] : 1); ++k[3]) {
+                                    int32_t idx = 0;
+                                    for (int i = 0; i < 4; ++i) idx = idx * d[i] + (r[i] ? k[i] : o[i]);
+                                    sum += x[idx];
+                                }
+                    const int32_t shifted = sum - p[MN_IZP] * p[MN_COUNT];
+                    const int32_t v = mbqm(shifted, p[MN_MULT], p[MN_SHIFT]) + p[MN_OZP];
+                    y[n++] = (int8_t)clamp32(v, -128, 127);
+                }
+}
+
+/* ---- ADD / MUL with 4-D broadcasting (stride 0 on broadcast axes) ----------------------------- */
+enum { BC_D0, BC_S1 = 4, BC_S2 = 8, BC_IOFF1 = 12, BC_IOFF2, BC_OOFF, BC_AMIN, BC_AMAX, BC_HDR };
+enum { AD_LSHIFT = BC_HDR, AD_M1, AD_S1, AD_M2, AD_S2, AD_MO, AD_SO };
+enum { ML_M = BC_HDR, ML_S };
+
+static void binary(const int32_t *p, const int8_t *a, const int8_t *b, int8_t *y, int is_mul)
+{
+    const int32_t *d = p + BC_D0, *s1 = p + BC_S1, *s2 = p + BC_S2;
+    int32_t n = 0;
+    for (int32_t i0 = 0; i0 < d[0]; ++i0)
+        for (int32_t i1 = 0; i1 < d[1]; ++i1)
+            for (int32_t i2 = 0; i2 < d[2]; ++i2)
+                for (int32_t i3 = 0; i3 < d[3]; ++i3) {
+                    const int32_t va = a[i0 * s1[0] + i1 * s1[1] + i2 * s1[2] + i3 * s1[3]] + p[BC_IOFF1];
+                    const int32_t vb = b[i0 * s2[0] + i1 * s2[1] + i2 * s2[2] + i3 * s2[3]] + p[BC_IOFF2];
+                    int32_t v;
+                    if (is_mul) {
+                        v = mbqm(va * vb, p[ML_M], p[ML_S]) + p[BC_OOFF];
+                    } else {
+                        const int32_t sa = mbqm(va * (1 << p[AD_LSHIFT]), p[AD_M1], p[AD_S1]);
+                        const int32_t sb = mbqm(vb * (1 << p[AD_LSHIFT]), p[AD_M2], p[AD_S2]);
+                        v = mbqm(sa + sb, p[AD_MO], p[AD_SO]) + p[BC_OOFF];
+                    }
+                    y[n++] = (int8_t)clamp32(v, p[BC_AMIN], p[BC_AMAX]);
+                }
+}
+
+void mcd_k_add(const int32_t *p, const void *const *in, void *out)
+{
+    binary(p, (const int8_t *)in[0], (const int8_t *)in[1], (int8_t *)out, 0);
+}
+
+void mcd_k_mul(const int32_t *p, const void *const *in, void *out)
+{
+    binary(p, (const int8_t *)in[0], (const int8_t *)in[1], (int8_t *)out, 1);
+}
+
+/* ---- PAD / CONCATENATION ------------------------------------------------------------ */
+enum { PD_I0, PD_O0 = 4, PD_B0 = 8, PD_VAL = 12 };
+
+void mcd_k_pad(const int32_t *p, const void *const *in, void *out)
+{
+    const int8_t *x = (const int8_t *)in[0];
+    int8_t *y = (int8_t *)out;
+    const int32_t *id = p + PD_I0, *od = p + PD_O0, *bf = p + PD_B0;
+    int32_t n = 0;
+    for (int32_t i0 = 0; i0 < od[0]; ++i0)
+        for (int32_t i1 = 0; i1 < od[1]; ++i1)
+            for (int32_t i2 = 0; i2 < od[2]; ++i2)
+                for (int32_t i3 = 0; i3 < od[3]; ++i3) {
+                    const int32_t j0 = i0 - bf[0], j1 = i1 - bf[1], j2 = i2 - bf[2], j3 = i3 - bf[3];
+                    const int inside = j0 >= 0 && j0 < id[0] && j1 >= 0 && j1 < id[1] && j2 >= 0 &&
+                                       j2 < id[2] && j3 >= 0 && j3 < id[3];
+                    y[n++] = inside ? x[((j0 * id[1] + j1) * id[2] + j2) * id[3] + j3] : (int8_t)p[PD_VAL];
+                }
+}
+
+/* p: [n_inputs, outer, chunk bytes of input 0..n-1] */
+void mcd_k_concat(const int32_t *p, const void *const *in, void *out)
+{
+    int8_t *y = (int8_t *)out;
+    for (int32_t o = 0; o < p[1]; ++o)
+        for (int32_t i = 0; i < p[0]; ++i) {
+            const int32_t chunk = p[2 + i];
+            memcpy(y, (const int8_t *)in[i] + o * chunk, (size_t)chunk);
+            y += chunk;
+        }
+}
+
+/* ---- elementwise requantize (QUANTIZE int8->int8, RELU), clamp (RELU6), LEAKY_RELU ----------- */
+enum { RQ_SIZE, RQ_IZP, RQ_OZP, RQ_MULT, RQ_SHIFT, RQ_AMIN, RQ_AMAX };
+
+void mcd_k_requantize(const int32_t *p, const void *const *in, void *out)
+{
+    const int8_t *x = (const int8_t *)in[0];
+    int8_t *y = (int8_t *)out;
+    for (int32_t i = 0; i < p[RQ_SIZE]; ++i) {
+        const int32_t v = mbqm(x[i] - p[RQ_IZP], p[RQ_MULT], p[RQ_SHIFT]) + p[RQ_OZP];
+        y[i] = (int8_t)clamp32(v, p[RQ_AMIN], p[RQ_AMAX]);
+    }
+}
+
+void mcd_k_clamp(const int32_t *p, const void *const *in, void *out) /* p: size, lo, hi */
+{
+    const int8_t *x = (const int8_t *)in[0];
+    int8_t *y = (int8_t *)out;
+    for (int32_t i = 0; i < p[0]; ++i) y[i] = (int8_t)clamp32(x[i], p[1], p[2]);
+}
+
+enum { LR_SIZE, LR_IZP, LR_OZP, LR_MI, LR_SI, LR_MA, LR_SA };
+
+void mcd_k_leaky_relu(const int32_t *p, const void *const *in, void *out)
+{
+    const int8_t *x = (const int8_t *)in[0];
+    int8_t *y = (int8_t *)out;
+    for (int32_t i = 0; i < p[LR_SIZE]; ++i) {
+        const int32_t v = x[i] - p[LR_IZP];
+        const int32_t r = v >= 0 ? mbqm(v, p[LR_MI], p[LR_SI]) : mbqm(v, p[LR_MA], p[LR_SA]);
+        y[i] = (int8_t)clamp32(r + p[LR_OZP], -128, 127);
+    }
+}
+
+/* ---- SOFTMAX (gemmlowp fixed point, as TFLM's reference) ------------------------------------- */
+enum { SM_OUTER, SM_DEPTH, SM_MULT, SM_LSHIFT, SM_DIFFMIN };
+
+void mcd_k_softmax(const int32_t *p, const void *const *in, void *out)
+{
+    const int8_t *x = (const int8_t *)in[0];
+    int8_t *y = (int8_t *)out;
+    const int32_t depth = p[SM_DEPTH];
+    for (int32_t i = 0; i < p[SM_OUTER]; ++i) {
+        const int8_t *row = x + i * depth;
+        int8_t *orow = y + i * depth;
+        int32_t max = -128;
+        for (int32_t c = 0; c < depth; ++c) max = row[c] > max ? row[c] : max;
+        int32_t sum = 0; /* FixedPoint<int32, 12> */
+        for (int32_t c = 0; c < depth; ++c) {
+            const int32_t diff = row[c] - max;
+            if (diff >= p[SM_DIFFMIN]) {
+                const int32_t scaled = srdhm(diff * (1 << p[SM_LSHIFT]), p[SM_MULT]);
+                sum += rdbpot(exp_neg(scaled, 5), 12);
+            }
+        }
+        const int headroom_plus_one = clz32((uint32_t)sum);
+        const int bits_over_unit = 12 - headroom_plus_one;
+        const int32_t shifted_sum_minus_one =
+            (int32_t)(((uint32_t)sum << headroom_plus_one) - ((uint32_t)1 << 31));
+        const int32_t scale = one_over_one_plus_x(shifted_sum_minus_one);
+        const int exponent = bits_over_unit + 31 - 8;
+        for (int32_t c = 0; c < depth; ++c) {
+            const int32_t diff = row[c] - max;
+            if (diff >= p[SM_DIFFMIN]) {
+                const int32_t scaled = srdhm(diff * (1 << p[SM_LSHIFT]), p[SM_MULT]);
+                const int32_t e = exp_neg(scaled, 5);
+                const int32_t v = rdbpot(srdhm(scale, e), exponent) - 128;
+                orow[c] = (int8_t)clamp32(v, -128, 127);
+            } else {
+                orow[c] = -128;
+            }
+        }
+    }
+}
+
+/* ---- LOGISTIC / TANH ------------------------------------------------------------------------- */
+enum { LG_SIZE, LG_IZP, LG_RADIUS, LG_MULT, LG_SHIFT };
+
+/* gemmlowp 1/(1+x) and (1-x)/(1+x) for x in [0, 1): Newton-Raphson in FixedPoint<int32, 2> */
+static int32_t newton_recip_f2(int32_t a)
+{
+    int64_t sum = (int64_t)a + INT32_MAX;
+    int32_t half_den = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2); /* RoundingHalfSum(a, One) */
+    const int32_t one_f2 = (int32_t)1 << 29;
+    int32_t x = 1515870810 /* 48/17 */ + srdhm(half_den, -1010580540 /* -32/17 */);
+    for (int i = 0; i < 3; ++i) x = x + sat_shl(srdhm(x, one_f2 - srdhm(half_den, x)), 2);
+    return x;
+}
+
+static int32_t one_minus_x_over_one_plus_x(int32_t a)
+{
+    return sat_shl(newton_recip_f2(a) - ((int32_t)1 << 29), 2);
+}
+
+/* gemmlowp logistic of FixedPoint<int32, 4>, result FixedPoint<int32, 0> */
+static int32_t logistic_q4(int32_t a)
+{
+    if (a == 0) return (int32_t)1 << 30;
+    const int32_t pos = one_over_one_plus_x(exp_neg(a > 0 ? -a : a, 4));
+    return a > 0 ? pos : INT32_MAX - pos;
+}
+
+/* gemmlowp tanh of FixedPoint<int32, 4>, result FixedPoint<int32, 0> */
+static int32_t tanh_q4(int32_t a)
+{
+    if (a == 0) return 0;
+    const int32_t n = a < 0 ? a : -a;
+    const int32_t t = one_minus_x_over_one_plus_x(exp_neg(n, 5)); /* ExactMulByPot<1>: 5 integer bits */
+    return a < 0 ? -t : t;
+}
+
+static void sigmoid_like(const int32_t *p, const int8_t *x, int8_t *y, int is_tanh)
+{
+    for (int32_t i = 0; i < p[LG_SIZE]; ++i) {
+        const int32_t v = x[i] - p[LG_IZP];
+        int32_t r;
+        if (v <= -p[LG_RADIUS]) {
+            r = -128;
+        } else if (v >= p[LG_RADIUS]) {
+            r = 127;
+        } else {
+            const int32_t q4 = mbqm(v, p[LG_MULT], p[LG_SHIFT]);
+            r = is_tanh ? rdbpot(tanh_q4(q4), 24) : rdbpot(logistic_q4(q4), 23) - 128;
+            r = clamp32(r, -128, 127);
+        }
+        y[i] = (int8_t)r;
+    }
+}
+
+void mcd_k_logistic(const int32_t *p, const void *const *in, void *out)
+{
+    sigmoid_like(p, (const int8_t *)in[0], (int8_t *)out, 0);
+}
+
+void mcd_k_tanh(const int32_t *p, const void *const *in, void *out)
+{
+    sigmoid_like(p, (const int8_t *)in[0], (int8_t *)out, 1);
+}
+
+/* ---- HARD_SWISH (int16 fixed point, as TFLM's reference) --------------------------------------- */
+enum { HS_SIZE, HS_IZP, HS_OZP, HS_OMULT, HS_OEXP, HS_RMULT, HS_REXP };
+
+static int16_t srdhm16(int16_t a, int16_t b) /* gemmlowp SaturatingRoundingDoublingHighMul, int16 */
+{
+    if (a == b && a == INT16_MIN) return INT16_MAX;
+    int32_t ab = (int32_t)a * (int32_t)b;
+    int32_t nudge = ab >= 0 ? (1 << 14) : (1 - (1 << 14));
+    return (int16_t)((ab + nudge) / (1 << 15));
+}
+
+static int16_t sdhm16(int16_t a, int16_t b) /* the non-rounding variant of hard_swish.h */
+{
+    if (a == b && a == INT16_MIN) return INT16_MAX;
+    return (int16_t)(((int32_t)a * (int32_t)b) / (1 << 15));
+}
+
+static int16_t rdbpot16(int16_t x, int e)
+{
+    const int16_t mask = (int16_t)((1 << e) - 1);
+    const int16_t rem = (int16_t)(x & mask);
+    const int16_t thr = (int16_t)((mask >> 1) + (x < 0 ? 1 : 0));
+    return (int16_t)((x >> e) + (rem > thr ? 1 : 0));
+}
+
+static int16_t sat_shl16(int16_t v, int amount)
+{
+    int64_t r = (int64_t)v * (1 << amount);
+    return (int16_t)(r > INT16_MAX ? INT16_MAX : (r < INT16_MIN ? INT16_MIN : r));
+}
+
+void mcd_k_hard_swish(const int32_t *p, const void *const *in, void *out)
+{
+    const int8_t *x = (const int8_t *)in[0];
+    int8_t *y = (int8_t *)out;
+    const int rexp = p[HS_REXP];
+    for (int32_t i = 0; i < p[HS_SIZE]; ++i) {
+        const int16_t v = (int16_t)(x[i] - p[HS_IZP]);
+        const int16_t hires = (int16_t)(v * (1 << 7));
+        const int16_t pre_out = srdhm16(hires, (int16_t)p[HS_OMULT]);
+        int16_t r = hires;
+        if (rexp > 0) r = sat_shl16(r, rexp - 1);
+        r = srdhm16(r, (int16_t)p[HS_RMULT]);
+        if (rexp > 0) r = sat_shl16(r, 1);
+        if (rexp < 0) r = rdbpot16(r, -rexp);
+        r = (int16_t)((r + (1 << 15)) >> 1);
+        int32_t o = rdbpot16(sdhm16(r, pre_out), -p[HS_OEXP]) + p[HS_OZP];
+        y[i] = (int8_t)clamp32(o, -128, 127);
+    }
+}
+
+/* ---- float edges ----------------------------------------------------------------------------- */
+void mcd_k_quantize_f32(const int32_t *p, const void *const *in, void *out) /* p: size, zp, scale bits */
+{
+    const float *x = (const float *)in[0];
+    int8_t *y = (int8_t *)out;
+    float scale;
+    memcpy(&scale, &p[2], sizeof scale);
+    for (int32_t i = 0; i < p[0]; ++i) y[i] = (int8_t)clamp32((int32_t)roundf(x[i] / scale) + p[1], -128, 127);
+}
+
+void mcd_k_dequantize_f32(const int32_t *p, const void *const *in, void *out) /* p: size, zp, scale bits */
+{
+    const int8_t *x = (const int8_t *)in[0];
+    float *y = (float *)out;
+    float scale;
+    memcpy(&scale, &p[2], sizeof scale);
+    for (int32_t i = 0; i < p[0]; ++i) y[i] = (float)((double)scale * (double)(x[i] - p[1]));
+}

@@ -1,0 +1,110 @@
+"""TFLite's quantization arithmetic, computed at generation time exactly as TFLM's Prepare does.
+
+Scales in a .tflite are float32; TFLM widens some products to double and computes others in
+float32 first. Each helper follows the order of the kernel it serves, because a multiplier one
+LSB off is a different output byte.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT8_MIN, INT8_MAX = -128, 127
+
+# fused activation codes of the TFLite schema
+ACT_NONE, ACT_RELU, ACT_RELU_N1_TO_1, ACT_RELU6 = 0, 1, 2, 3
+
+
+def tf_round(x: float) -> int:
+    """TfLiteRound / std::round: half away from zero."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def f32(x: float) -> np.float32:
+    return np.float32(x)
+
+
+def quantize_multiplier(m: float) -> tuple[int, int]:
+    """QuantizeMultiplier (double-rounding build): ``m ≈ q * 2^(shift - 31)``, q in [2^30, 2^31)."""
+    if m == 0.0:
+        return 0, 0
+    q, shift = math.frexp(m)
+    q_fixed = tf_round(q * (1 << 31))
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift, q_fixed = 0, 0
+    return q_fixed, shift
+
+
+def frexp_multiplier(m: float) -> tuple[int, int]:
+    """The frexp-only variant LOGISTIC/TANH Prepare uses (no 2^31 correction)."""
+    q, shift = math.frexp(m)
+    return tf_round(q * (1 << 31)), shift
+
+
+def input_radius(integer_bits: int, left_shift: int, total_bits: int = 31) -> int:
+    """CalculateInputRadius."""
+    v = 1.0 * ((1 << integer_bits) - 1) * (1 << (total_bits - integer_bits)) / (1 << left_shift)
+    return math.floor(v)
+
+
+def quantize_value(f: float, scale: float, zero_point: int) -> int:
+    """kernel_util's Quantize: zero_point + round(f / scale) in float32."""
+    return zero_point + tf_round(float(f32(f) / f32(scale)))
+
+
+def activation_range(act: int, scale: float, zero_point: int) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized for int8 outputs."""
+    lo, hi = INT8_MIN, INT8_MAX
+    if act == ACT_RELU:
+        lo = max(lo, quantize_value(0.0, scale, zero_point))
+    elif act == ACT_RELU6:
+        lo = max(lo, quantize_value(0.0, scale, zero_point))
+        hi = min(hi, quantize_value(6.0, scale, zero_point))
+    elif act == ACT_RELU_N1_TO_1:
+        lo = max(lo, quantize_value(-1.0, scale, zero_point))
+        hi = min(hi, quantize_value(1.0, scale, zero_point))
+    elif act != ACT_NONE:
+        raise ValueError(f"fused activation {act}")
+    return lo, hi
+
+
+def conv_multipliers(in_scale: float, filter_scales: tuple[float, ...], out_scale: float, channels: int):
+    """PopulateConvolutionQuantizationParams: per channel, double(in) * double(f) / double(out)."""
+    mults, shifts = [], []
+    for c in range(channels):
+        fs = filter_scales[c] if len(filter_scales) > 1 else filter_scales[0]
+        m, s = quantize_multiplier(in_scale * fs / out_scale)
+        mults.append(m)
+        shifts.append(s)
+    return mults, shifts
+
+
+def fc_multiplier(in_scale: float, filter_scale: float, out_scale: float) -> tuple[int, int]:
+    """GetQuantizedConvolutionMultipler: the input×filter product is taken in float32 first."""
+    return quantize_multiplier(float(f32(in_scale) * f32(filter_scale)) / out_scale)
+
+
+def softmax_params(beta: float, in_scale: float) -> tuple[int, int, int]:
+    """PreprocessSoftmaxScaling + CalculateInputRadius with 5 integer bits: (mult, shift, diff_min)."""
+    real = min(beta * in_scale * (1 << 26), (1 << 31) - 1.0)
+    mult, shift = quantize_multiplier(real)
+    return mult, shift, -input_radius(5, shift)
+
+
+def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:
+    """PrepareSimple's multiplier, folded with 1/count as reference QuantizedMeanOrSum does."""
+    mult, shift = quantize_multiplier(in_scale / out_scale)
+    s = min(count.bit_length() - 1, 32, 31 + shift)
+    return (mult << s) // count, shift - s
+
+
+def downscale_to_int16(m: int) -> int:
+    """DownScaleInt32ToInt16Multiplier: round a Q31 multiplier to Q15."""
+    if m >= (2**31 - 1) - (1 << 15):
+        return 2**15 - 1
+    return (m + (1 << 15)) >> 16
