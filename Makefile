@@ -48,7 +48,7 @@ toolchain:
 	fi
 
 demo: setup
-	$(VENV)/bin/mcudeploy demo --out build/demo
+	$(VENV)/bin/mcudeploy deploy -c examples/mcudeploy.toml -o build/demo
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -80,12 +80,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_error(e: MCUDeployError) -> None:
+    from rich.markup import escape
+
     from ..console import err_console
 
     label = {1: "gate failed", 2: "error", 3: "missing", 4: "target error"}.get(int(e.exit_code), "error")
-    err_console.print(f"[bold red]{label}:[/] {e.message}", highlight=False, markup=True, soft_wrap=True)
+    # messages name files and sections like "[run]": escape them, or rich would take them for markup
+    msg = escape(e.message)
+    err_console.print(f"[bold red]{label}:[/] {msg}", highlight=False, markup=True, soft_wrap=True)
     if e.hint:
-        err_console.print(f"  [yellow]hint:[/] {e.hint}", highlight=False, soft_wrap=True)
+        err_console.print(f"  [yellow]hint:[/] {escape(e.hint)}", highlight=False, soft_wrap=True)
 
 
 def run(*args: Any) -> int:

@@ -1,0 +1,136 @@
+"""``mcudeploy advise``: recipes × Vela targets, measured, with the Pareto front marked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+_DEFAULT_RECIPES = "ptq,qat,prune,prune-cluster,pcqat"  # mirrors mcudeploy.advise.DEFAULT_RECIPES
+
+
+@click.command("advise")
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option(
+    "-d", "--data", required=True, type=click.Path(path_type=Path), help="Training data: .npz with x and y."
+)
+@click.option(
+    "--val",
+    type=click.Path(path_type=Path),
+    help="Labelled data (.npz with x and y) for accuracy (default: the training data).",
+)
+@click.option(
+    "--recipes",
+    default=_DEFAULT_RECIPES,
+    show_default=True,
+    help="Comma-separated recipes; 'ptq' is plain int8 of MODEL (see `mcudeploy optimize --help`).",
+)
+@click.option(
+    "--vela",
+    "targets",
+    multiple=True,
+    metavar="TARGET",
+    help="Vela target: an accelerator (ethos-u55-128) or a board; repeat. [ethos-u55-128, ethos-u55-256]",
+)
+@click.option("--sparsity", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="[0.5]")
+@click.option("--clusters", type=click.IntRange(2, 256), help="[16]")
+@click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True, help="Epochs per stage.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--csv", "csv_out", type=click.Path(path_type=Path), help="Write the table as CSV.")
+@click.option(
+    "--json", "json_out", type=click.Path(path_type=Path), help="Write the rows as JSON ('-' = stdout)."
+)
+def command(
+    model_path: Path,
+    data: Path,
+    val: Path | None,
+    recipes: str,
+    targets: tuple[str, ...],
+    sparsity: float | None,
+    clusters: int | None,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    csv_out: Path | None,
+    json_out: Path | None,
+) -> None:
+    """Try each recipe on MODEL and compile each result for each Vela target; mark the Pareto front.
+
+    \b
+    Columns: int8 accuracy (host TFLite Micro), int8 .tflite size, Vela flash, encoded weights,
+    NPU cycles (Vela's inference estimate; 'compute' leaves out memory traffic). Per target, ★
+    marks the rows no other row beats on accuracy, flash and NPU cycles together.
+    \b
+    Example:
+      mcudeploy advise model.keras --data train.npz --val test.npz --vela ethos-u55-128 --csv advice.csv
+    """
+    from .._io import write_text_atomic
+    from ..advise import DEFAULT_TARGETS, advise, to_csv
+    from ..console import console
+    from ..datasets import load_labelled
+    from ..model import load_keras
+    from ..optimize import FineTune
+
+    names = tuple(r.strip() for r in recipes.split(",") if r.strip())
+    x, y = load_labelled(data)
+    x_val, y_val = load_labelled(val) if val else (x, y)
+    keras = load_keras(model_path)
+    params = {k: v for k, v in {"sparsity": sparsity, "clusters": clusters}.items() if v is not None}
+    rows = advise(
+        keras,
+        x,
+        y,
+        x_val,
+        y_val,
+        recipes=names,
+        targets=targets or DEFAULT_TARGETS,
+        finetune=FineTune(epochs, lr, batch_size, seed),
+        recipe_params=params,
+    )
+    if csv_out is not None:
+        write_text_atomic(csv_out, to_csv(rows))
+    if json_out is not None:
+        text = json.dumps([r.to_dict() for r in rows], indent=2, sort_keys=True) + "\n"
+        if str(json_out) == "-":
+            click.echo(text, nl=False)
+        else:
+            write_text_atomic(json_out, text)
+    if str(json_out) != "-":
+        _print(console, rows)
+
+
+def _print(console: Any, rows: list[Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title="recipes × Vela targets (★ = Pareto front per target)", title_justify="left")
+    cols = (
+        "",
+        "target",
+        "recipe",
+        "accuracy",
+        "int8 B",
+        "flash B",
+        "enc. weights B",
+        "NPU cycles",
+        "compute",
+    )
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("", "target", "recipe") else "right")
+    for r in sorted(rows, key=lambda r: r.target):  # stable: grid order within a target
+        t.add_row(
+            "★" if r.pareto else "",
+            r.target,
+            r.recipe,
+            f"{r.accuracy:.2%}",
+            f"{r.int8_bytes:,}",
+            f"{r.flash_bytes:,}",
+            f"{r.encoded_weights_bytes:,}",
+            f"{r.total_cycles:,}",
+            f"{r.npu_cycles:,}",
+        )
+    console.print(t)

@@ -1,0 +1,41 @@
+"""``mcudeploy build``: compile a generated project into firmware (ELF, map, section sizes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("build")
+@click.argument("project_dir", metavar="DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--tflm-root",
+    type=click.Path(path_type=Path),
+    help="TFLite Micro tree (create_tflm_tree.py export); default $MCUDEPLOY_TFLM_ROOT.",
+)
+@click.option("--build-dir", type=click.Path(path_type=Path), help="Build folder (default: DIR/build).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Parallel compile jobs.")
+@click.option(
+    "--json", "json_out", type=click.Path(path_type=Path), help="Write the result as JSON ('-' = stdout)."
+)
+def command(
+    project_dir: Path, tflm_root: Path | None, build_dir: Path | None, jobs: int | None, json_out: Path | None
+) -> None:
+    """Build the project in DIR with CMake and arm-none-eabi-gcc."""
+    import json
+
+    from .._io import write_text_atomic
+    from ..build import build
+    from ..console import console
+
+    fw = build(project_dir, build_dir=build_dir, tflm_root=tflm_root, jobs=jobs)
+    if json_out is not None:
+        text = json.dumps({**fw.to_dict(), "elf_path": str(fw.elf), "map_path": str(fw.map)}, indent=2) + "\n"
+        if str(json_out) == "-":
+            click.echo(text, nl=False)
+            return
+        write_text_atomic(json_out, text)
+    console.print(f"built {fw.elf} ({fw.runtime} runtime, board {fw.board}); map: {fw.map}", markup=False)
+    for name, size in sorted(fw.sections.items()):
+        console.print(f"  {name:<12} {size:>10,} B", markup=False)

@@ -1,0 +1,178 @@
+"""``mcudeploy optimize``: Keras model + training data + recipe -> optimized Keras model and its int8."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+# Mirrors mcudeploy.optimize (kept literal so --help does not import TensorFlow).
+_RECIPES = ("qat", "prune", "cluster", "prune-cluster", "pqat", "cqat", "pcqat")
+_INITS = ("kmeans++", "linear", "density", "random")
+
+
+@click.command("optimize")
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option(
+    "-d", "--data", required=True, type=click.Path(path_type=Path), help="Training data: .npz with x and y."
+)
+@click.option(
+    "--val",
+    type=click.Path(path_type=Path),
+    help="Labelled data (.npz with x and y) for accuracy before/after (default: the training data).",
+)
+@click.option(
+    "-r",
+    "--recipe",
+    required=True,
+    metavar="RECIPE",
+    help=f"One of {', '.join(_RECIPES)}, or a chain such as prune+cluster+qat.",
+)
+@click.option(
+    "--sparsity", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Target sparsity [0.5]."
+)
+@click.option(
+    "--schedule", type=click.Choice(["polynomial", "constant"]), help="Pruning schedule [polynomial]."
+)
+@click.option("--structured", metavar="M:N", help="Structured pruning, e.g. 2:4 (Conv2D and Dense layers).")
+@click.option("--clusters", type=click.IntRange(2, 256), help="Weight clusters per tensor or channel [16].")
+@click.option(
+    "--centroid-init", type=click.Choice(_INITS), help="Cluster centroid initialization [kmeans++]."
+)
+@click.option("--per-channel", is_flag=True, default=None, help="Cluster each output channel separately.")
+@click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True, help="Epochs per stage.")
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam LR."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Batch size.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed (same inputs → same model).")
+@click.option(
+    "--vela",
+    "vela_targets",
+    multiple=True,
+    metavar="TARGET",
+    help="Also compile baseline and optimized int8 with Vela: an accelerator (ethos-u55-128) or a board.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Output model (default: MODEL_RECIPE.keras; .h5 for QAT recipes).",
+)
+@click.option("--tflite", type=click.Path(path_type=Path), help="Also write the optimized int8 .tflite here.")
+@click.option(
+    "--json", "json_out", type=click.Path(path_type=Path), help="Write the report as JSON ('-' = stdout)."
+)
+def command(
+    model_path: Path,
+    data: Path,
+    val: Path | None,
+    recipe: str,
+    sparsity: float | None,
+    schedule: str | None,
+    structured: str | None,
+    clusters: int | None,
+    centroid_init: str | None,
+    per_channel: bool | None,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    vela_targets: tuple[str, ...],
+    output: Path | None,
+    tflite: Path | None,
+    json_out: Path | None,
+) -> None:
+    """Prune, cluster and/or quantization-aware-train MODEL on your data (tensorflow-model-optimization).
+
+    \b
+    Stages run in the order prune → cluster → qat, each fine-tuned for --epochs and each preserving
+    what the one before produced (sparsity-preserving clustering; PQAT / CQAT / PCQAT).
+    The report shows, per layer, the sparsity and distinct weight values in Keras and again in the
+    int8 .tflite, accuracy before/after (float and int8 on host TFLite Micro), and with --vela the
+    encoded weight bytes and NPU cycles against plain int8 of the original model.
+    \b
+    Examples:
+      mcudeploy optimize model.keras --data train.npz --val test.npz --recipe pcqat --clusters 16
+      mcudeploy optimize model.keras --data train.npz --recipe prune --structured 2:4 --vela ethos-u55-128
+      mcudeploy optimize model.keras --data train.npz --recipe qat --tflite model_qat_int8.tflite
+    """
+    from .._io import write_bytes_atomic, write_text_atomic
+    from ..console import console, err_console
+    from ..datasets import load_labelled
+    from ..errors import ConfigError
+    from ..model import load_keras
+    from ..optimize import FineTune, compare, optimize, parse_recipe, save_keras
+
+    rec = parse_recipe(
+        recipe,
+        sparsity=sparsity,
+        schedule=schedule,
+        structured=structured,
+        clusters=clusters,
+        centroid_init=centroid_init,
+        per_channel=per_channel,
+    )
+    if output is not None and "qat" in rec.stages and output.suffix.lower() != ".h5":
+        raise ConfigError(
+            f"{output}: recipe {rec.name!r} makes a quantization-aware model; give an .h5 output",
+            hint="tf-keras cannot load QAT models back from .keras files",
+        )
+    x, y = load_labelled(data)
+    x_val, y_val = load_labelled(val) if val else (x, y)
+    with err_console.status(f"loading {model_path.name}"):
+        original = load_keras(model_path)
+    result = optimize(original, x, y, rec, FineTune(epochs, lr, batch_size, seed))
+    with err_console.status("converting to int8 and measuring"):
+        cmp = compare(original, result, representative=x, x_val=x_val, y_val=y_val, vela_targets=vela_targets)
+    # tf-keras reloads QAT models only from .h5 (see mcudeploy.optimize.save_keras)
+    suffix = ".h5" if result.is_qat else ".keras"
+    out = output or model_path.with_name(f"{model_path.stem}_{rec.name}{suffix}")
+    save_keras(result.keras, out)
+    if tflite is not None:
+        write_bytes_atomic(tflite, cmp.optimized_int8.data)
+    report = {**cmp.to_dict(), "output": out.name, "tflite": tflite.name if tflite else None}
+    if json_out is not None:
+        text = json.dumps(report, indent=2, sort_keys=True) + "\n"
+        if str(json_out) == "-":
+            click.echo(text, nl=False)
+        else:
+            write_text_atomic(json_out, text)
+    if str(json_out) != "-":
+        _print(console, report, out, tflite)
+
+
+def _print(console: Any, r: dict[str, Any], out: Path, tflite: Path | None) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{r['recipe']['name']}: per layer (Keras → int8 .tflite)", title_justify="left")
+    for col in ("layer", "kind", "sparsity", "int8 sparsity", "unique", "int8 unique/ch"):
+        t.add_column(col, justify="left" if col in ("layer", "kind") else "right")
+    for row in r["layers"]:
+        k, q = row["keras"], row["int8"] or {}
+        t.add_row(
+            row["layer"],
+            row["kind"],
+            f"{k['sparsity']:.1%}",
+            f"{q['sparsity']:.1%}" if q else "-",
+            str(k["unique"]),
+            str(q.get("unique_per_channel", "-")),
+        )
+    console.print(t)
+    a = r["accuracy"]
+    console.print(
+        f"accuracy  float {a['float_before']:.2%} → {a['float_after']:.2%}   "
+        f"int8 {a['int8_before']:.2%} → {a['int8_after']:.2%}"
+    )
+    console.print(f"int8 size {r['int8_bytes']['baseline']:,} B → {r['int8_bytes']['optimized']:,} B")
+    for v in r["vela"]:
+        b, o, ratio = v["baseline"], v["optimized"], v["ratio"]
+        console.print(
+            f"vela {v['target']}: encoded weights {b['encoded_weights_bytes']:,} → "
+            f"{o['encoded_weights_bytes']:,} B (×{ratio['encoded_weights_bytes']:.2f}), NPU cycles "
+            f"{b['total_cycles']:,} → {o['total_cycles']:,} (×{ratio['total_cycles']:.2f}; compute "
+            f"{b['npu_cycles']:,} → {o['npu_cycles']:,})"
+        )
+    console.print(f"wrote {out}" + (f" and {tflite}" if tflite else ""))

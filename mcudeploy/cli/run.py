@@ -1,0 +1,263 @@
+"""``mcudeploy run``: measure firmware on a board, the FVP or QEMU with a labelled dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@click.command("run")
+@click.option("--board", "board_name", required=True, help="Board name or board TOML file.")
+@click.option("--firmware", type=click.Path(path_type=Path, dir_okay=False), help="Built firmware ELF.")
+@click.option(
+    "--project",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Generated project (protocol mode); built first.",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=".npz with x (inputs) and y (labels).",
+)
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The .tflite the firmware was built from (default: the project's model).",
+)
+@click.option(
+    "--reference",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="int8 model for golden outputs when --model is Vela-compiled.",
+)
+@click.option(
+    "--port",
+    help="pyserial URL or device of a running board: /dev/ttyACM0, socket://HOST:PORT, "
+    "rfc2217://HOST:PORT. Without it the board's simulator runs the firmware.",
+)
+@click.option(
+    "--labgrid-place",
+    help="A labgrid board-farm place (coordinator from $LG_COORDINATOR): its serial port is the link "
+    "and its flasher (OpenOCD, flash script, USB storage) flashes --firmware.",
+)
+@click.option("--baud", type=int, help="Baud rate for a real port (default: the board's).")
+@click.option(
+    "--simulator", type=click.Choice(["qemu", "fvp"]), help="Simulator (default: the board's first)."
+)
+@click.option(
+    "--flash/--no-flash",
+    default=True,
+    show_default=True,
+    help="With --port and --firmware: flash with the board's flasher first.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Results folder (default: run-BOARD).",
+)
+@click.option("--fresh", is_flag=True, help="Start over instead of resuming results in --out.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N samples.")
+@click.option("--min-accuracy", type=click.FloatRange(0, 1), help="Gate: top-1 accuracy floor (0..1).")
+@click.option(
+    "--bit-exact/--no-bit-exact",
+    default=True,
+    show_default=True,
+    help="Gate: outputs byte-identical to host TFLM.",
+)
+@click.option("--latency-budget-ms", type=float, help="Gate: worst latency in ms (cycle timers only).")
+@click.option("--latency-budget", type=float, help="Gate: worst latency in the timer's unit.")
+@click.option(
+    "--max-failed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Samples allowed to fail on the link.",
+)
+@click.option(
+    "--bench",
+    "bench_runs",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="On-device BENCH runs after the dataset (0: skip).",
+)
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Per-request cap in seconds.")
+@click.option("--retries", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option(
+    "--run-timeout",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="Deadline for the whole simulator run in seconds.",
+)
+def command(
+    board_name: str,
+    firmware: Path | None,
+    project: Path | None,
+    data: Path,
+    model_path: Path | None,
+    reference: Path | None,
+    port: str | None,
+    labgrid_place: str | None,
+    baud: int | None,
+    simulator: str | None,
+    flash: bool,
+    out_dir: Path | None,
+    fresh: bool,
+    limit: int | None,
+    min_accuracy: float | None,
+    bit_exact: bool,
+    latency_budget_ms: float | None,
+    latency_budget: float | None,
+    max_failed: int,
+    bench_runs: int,
+    timeout: float,
+    retries: int,
+    run_timeout: float,
+) -> None:
+    """Stream a labelled dataset through the device; report accuracy, bit-exactness and latency.
+
+    \b
+    Results go to --out as they arrive (results.jsonl; an interrupted run resumes), then
+    summary.json, samples.csv and junit.xml. Exit 1 when a gate fails.
+    """
+    from ..boards import get_board
+    from ..console import console, progress
+    from ..datasets import load_labelled
+    from ..errors import ConfigError, GateError, InputError, TargetError
+    from ..harness import LinkPolicy, measure
+    from ..model import read_tflite
+    from ..results import Gates
+    from ..targets.transport import Transport
+
+    if firmware is not None and project is not None:
+        raise ConfigError("give one of --firmware ELF or --project DIR, not both")
+    if firmware is None and project is None and not (port or labgrid_place):
+        raise ConfigError("give --firmware ELF or --project DIR (or --port for a board already flashed)")
+    board = get_board(board_name)
+    place = None
+    if labgrid_place:  # labgrid resolves the place; it is the engine for shared farms, not us
+        from ..targets.labgrid import open_place
+
+        if port:
+            raise ConfigError("give --port or --labgrid-place, not both")
+        place = open_place(labgrid_place)
+        port, baud = place.url, baud or place.baudrate
+    model_path = model_path or _project_model(project)
+    if model_path is None:
+        raise InputError("--model is required with --firmware (the .tflite the firmware was built from)")
+    model = read_tflite(model_path)
+    ref = read_tflite(reference) if reference else None
+    x, y = load_labelled(data)
+    if limit:
+        x, y = x[:limit], y[:limit]
+    runtime = None
+    if project is not None:
+        from ..build import build
+
+        fw = build(project)
+        firmware, runtime = fw.elf, fw.runtime
+    out = out_dir or Path(f"run-{board.name}")
+    gates = Gates(
+        min_accuracy=min_accuracy,
+        require_bit_exact=bit_exact,
+        latency_budget_ms=latency_budget_ms,
+        latency_budget=latency_budget,
+        max_failed=max_failed,
+    )
+    policy = LinkPolicy(request_timeout=timeout, retries=retries)
+
+    def bar(items: Any, total: int) -> Any:
+        return progress(items, f"{board.name}: inference", total=total)
+
+    kw: dict[str, Any] = dict(
+        reference=ref,
+        runtime=runtime,
+        gates=gates,
+        policy=policy,
+        resume=not fresh,
+        bench_runs=bench_runs,
+        progress=bar,
+    )
+    if port:
+        # Open the port before flashing/reset so boot output (and the boot HELLO) is not lost.
+        with Transport(port, baudrate=baud or board.uart.baud) as tr:
+            if firmware is None or not flash:
+                pass  # measure what the board already runs
+            elif place is not None and place.flasher:
+                from ..targets.labgrid import flash as labgrid_flash
+
+                labgrid_flash(place, firmware)
+            elif board.flasher:
+                from ..targets.flashers import flash_firmware
+
+                flash_firmware(board, firmware)
+            summary = measure(model, tr, x, y, out, **kw)
+    else:
+        from ..targets.simulator import SIMULATORS
+
+        names = [simulator] if simulator else [n for n in ("qemu", "fvp") if n in board.simulator]
+        names = [n for n in names if n in SIMULATORS and n in board.simulator]
+        if not names:
+            raise ConfigError(f"board '{board.name}' has no simulator this mcudeploy can run; pass --port")
+        sim = SIMULATORS[names[0]](board)
+        if firmware is None:
+            raise ConfigError("a simulator run needs --firmware ELF or --project DIR")
+        with sim.start(firmware, timeout=run_timeout) as running, Transport(running.url) as tr:
+            try:
+                summary = measure(model, tr, x, y, out, **kw)
+            except TargetError as e:
+                raise TargetError(f"{e.message}\n{running.log_tail()}", hint=e.hint) from None
+    _print_summary(console, summary, out)
+    failed = [g for g in summary["gates"] if not g["passed"]]
+    if any(g["name"] != "complete" for g in failed):
+        raise GateError("; ".join(f"{g['name']}: {g['message']}" for g in failed))
+    if failed:
+        raise TargetError(failed[0]["message"], hint=f"per-sample reasons in {out / 'results.jsonl'}")
+
+
+def _project_model(project: Path | None) -> Path | None:
+    if project is None:
+        return None
+    found = sorted(p for p in project.rglob("*.tflite") if "build" not in p.parts)
+    return found[0] if len(found) == 1 else None
+
+
+def _print_summary(console: Any, s: dict[str, Any], out: Path) -> None:
+    dev = s["device"]
+    console.print(
+        f"device: {dev.get('board')} runtime={dev.get('runtime')} timer={dev.get('timer')} "
+        f"model={str(dev.get('sha256', ''))[:16]}… arena_used={dev.get('arena_used')} B",
+        markup=False,
+    )
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f} %"  # noqa: E731
+    console.print(f"samples: {s['measured']}/{s['samples']} measured, {s['failed']} failed", markup=False)
+    console.print(
+        f"top-1 accuracy: {pct(s['accuracy'])} (host TFLM {pct(s['golden_accuracy'])}); "
+        f"byte-identical to host TFLM: {pct(s['bit_exact_fraction'])}",
+        markup=False,
+    )
+    lat = s["latency"]
+    if lat.get("count"):
+        cols = ("min", "median", "p90", "p99", "max")
+        console.print(
+            f"latency ({lat['unit']}): " + ", ".join(f"{c} {lat[c]:,.0f}" for c in cols), markup=False
+        )
+        if "ms" in lat:
+            console.print("latency (ms): " + ", ".join(f"{c} {lat['ms'][c]:.3f}" for c in cols), markup=False)
+    b = s.get("bench") or {}
+    if b.get("runs"):
+        console.print(
+            f"BENCH on device ({b['runs']} runs, {lat['unit']}): "
+            f"min {b['min']:,} mean {b['mean']:,.0f} max {b['max']:,}",
+            markup=False,
+        )
+    if s.get("npu_cycles"):
+        console.print(f"NPU cycles: median {s['npu_cycles']['median']:,.0f}", markup=False)
+    for g in s["gates"]:
+        console.print(f"  [{'PASS' if g['passed'] else 'FAIL'}] {g['name']}: {g['message']}", markup=False)
+    console.print(f"results: {out}/ ({', '.join(sorted(s['files'].values()))})", markup=False)

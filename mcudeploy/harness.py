@@ -1,0 +1,506 @@
+"""Stage ``harness``: a running target + a dataset -> per-sample results (JSON Lines) and a summary.
+
+:class:`DeviceLink` speaks the frame protocol (mcudeploy.protocol) over a :class:`Transport`: every
+request gets a fresh sequence number, replies are matched by it (a late reply to an abandoned request
+is discarded, never taken for the current one), CRC or sequence errors and timeouts are retried after
+a resync, and a fresh HELLO means the device was reset: it is re-checked, then the request is retried.
+When the retries run out the sample is recorded as failed with its reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import protocol as P
+from .errors import DeviceMismatchError, InputError, LinkError, TargetError
+from .targets.transport import Transport
+
+SHA_PREFIX_MIN = 16  # hex digits of the model hash that must match
+
+
+@dataclass(frozen=True)
+class LinkPolicy:
+    request_timeout: float = 10.0  # cap per request attempt (and the first wait, before any RTT is known)
+    min_timeout: float = 0.1  # floor of the adaptive wait: 6x the smoothed round trip, growing per retry
+    retries: int = 10  # attempts after the first
+    frame_gap: float = 0.03  # a frame stalled this long (or 4x the RTT) mid-way lost bytes: retry
+    hello_timeout: float = 20.0
+    corrupt_grace: float = 0.25  # after unattributable garbage, wait 4x the RTT (this before one is known)
+    max_resets_per_request: int = 3
+    resync_pad: int = 32  # zero bytes sent before a retry: completes a request the device is stuck in
+
+
+class DeviceReset(Exception):
+    """The device was reset: a BOOT HELLO arrived (``hello``), or a reply carried FRESH (``hello`` None)."""
+
+    def __init__(self, hello: P.Hello | None) -> None:
+        super().__init__("device reset")
+        self.hello = hello
+
+
+class RequestFailed(TargetError):
+    """One request could not be completed after every retry."""
+
+
+@dataclass
+class LinkStats:
+    requests: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    corrupt: int = 0
+    device_crc_errors: int = 0
+    stale: int = 0
+    resets: int = 0
+    reopens: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+class DeviceLink:
+    """Request/response over frames, with retries, resync and reset detection."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        policy: LinkPolicy | None = None,
+        *,
+        log: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self.transport = transport
+        self.policy = policy or LinkPolicy()
+        self.decoder = P.FrameDecoder()
+        self.hello: P.Hello | None = None
+        self.stats = LinkStats()
+        self._log = log
+        self._events: deque[P.Frame | P.Corrupt] = deque()
+        self._seq = 0
+        self._rtt = 0.0
+        self._last_rx = time.monotonic()
+
+    # -- low level ------------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq = self._seq % 0xFFFF + 1  # 0 is reserved for unsolicited boot HELLOs
+        return self._seq
+
+    def _poll(self) -> None:
+        gap = max(self.policy.frame_gap, 4 * self._rtt)
+        if self.decoder.pending >= P.HEADER_SIZE and time.monotonic() - self._last_rx > gap:
+            seq, type_ = self.decoder.pending_header()
+            if seq is not None:  # a checked header whose payload stalled: bytes were dropped, report it now
+                self._events.append(P.Corrupt("frame cut short", seq, type_))
+                self._events.extend(self.decoder.skip())
+        try:
+            data = self.transport.read_some()
+        except LinkError:
+            # A cut socket (proxy, network serial server) can come back: reopen once, else give up.
+            self.stats.reopens += 1
+            self.transport.reopen()
+            return
+        if data:
+            self._last_rx = time.monotonic()
+            self._events.extend(self.decoder.feed(data))
+            text = self.decoder.take_log()
+            if text and self._log is not None:
+                self._log(text)
+
+    def _next_event(self, deadline: float) -> P.Frame | P.Corrupt | None:
+        while not self._events:
+            if time.monotonic() >= deadline:
+                return None
+            self._poll()
+        return self._events.popleft()
+
+    def _accept_hello(self, frame: P.Frame) -> P.Hello:
+        try:
+            hello = P.Hello.decode(frame.payload, frame.flags)
+        except ValueError as e:
+            raise DeviceMismatchError(
+                f"{self.transport.url}: the device sent a malformed HELLO ({e})"
+            ) from None
+        self.hello = hello
+        return hello
+
+    # -- API ------------------------------------------------------------------------------------
+    def wait_hello(self, timeout: float | None = None) -> P.Hello:
+        """The device's HELLO: its boot announcement, or the reply to GET_HELLO (asked every 0.25 s
+        after the first 0.5 s, for boards that booted before we connected or a HELLO lost to noise)."""
+        limit = timeout or self.policy.hello_timeout
+        deadline = time.monotonic() + limit
+        next_ask = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            ev = self._next_event(min(deadline, next_ask))
+            if isinstance(ev, P.Frame) and ev.type == P.MsgType.HELLO:
+                return self._accept_hello(ev)
+            if time.monotonic() >= next_ask:
+                self.transport.write(
+                    b"\0" * self.policy.resync_pad + P.encode_frame(P.MsgType.GET_HELLO, self._next_seq())
+                )
+                next_ask = time.monotonic() + 0.25
+        log = bytes(self.decoder.log)[-400:]
+        raise LinkError(
+            f"{self.transport.url}: no HELLO from the device within {limit:.0f} s",
+            hint=f"is the firmware built in protocol mode? last bytes received: {log!r}"
+            if log
+            else "nothing at all was received: check the port, baud rate and that the device is running",
+        )
+
+    def request(self, type_: int, payload: bytes, reply_type: int) -> P.Frame:
+        """Send a request and return its reply; raises DeviceReset on a fresh HELLO, RequestFailed
+        when the retries run out, TargetError when the device rejects the request itself."""
+        pol = self.policy
+        self.stats.requests += 1
+        reason = "no attempt made"
+        for attempt in range(pol.retries + 1):
+            if attempt:
+                self.stats.retries += 1
+            seq = self._next_seq()
+            pad = b"\0" * pol.resync_pad if attempt else b""
+            sent = time.monotonic()
+            self.transport.write(pad + P.encode_frame(type_, seq, payload))
+            wait = pol.request_timeout
+            if self._rtt:  # a silent device (request header hit by noise) costs a few RTTs, not the cap
+                wait = min(wait, max(pol.min_timeout, 6 * self._rtt) * (1 + attempt))
+            deadline = sent + wait
+            while True:
+                ev = self._next_event(deadline)
+                if ev is None:
+                    self.stats.timeouts += 1
+                    reason = f"no reply within {wait:.3g} s"
+                    break
+                if isinstance(ev, P.Corrupt):
+                    self.stats.corrupt += 1
+                    reason = f"corrupt reply ({ev.reason})"
+                    if ev.seq == seq:
+                        break  # our reply, damaged: ask again now
+                    grace = max(0.005, 4 * self._rtt) if self._rtt else pol.corrupt_grace
+                    deadline = min(deadline, time.monotonic() + grace)
+                    continue
+                if ev.type == P.MsgType.HELLO and ev.flags & P.FLAG_BOOT:
+                    self.stats.resets += 1
+                    raise DeviceReset(self._accept_hello(ev))
+                if ev.flags & P.FLAG_FRESH and type_ != P.MsgType.GET_HELLO:
+                    # reset since our last handshake (its BOOT HELLO was lost): re-check before trusting it
+                    self.stats.resets += 1
+                    raise DeviceReset(None)
+                if ev.seq != seq:
+                    self.stats.stale += 1  # a late reply to an earlier attempt
+                    continue
+                if ev.type == P.MsgType.ERROR:
+                    try:
+                        err = P.DeviceError.decode(ev.payload)
+                    except ValueError:
+                        reason = "malformed ERROR frame"
+                        break
+                    if err.code == P.ErrorCode.BAD_CRC:
+                        self.stats.device_crc_errors += 1
+                        reason = "the device received a corrupt request"
+                        break
+                    raise TargetError(f"{self.transport.url}: {err}")
+                if ev.type == reply_type:
+                    rtt = time.monotonic() - sent
+                    self._rtt = rtt if not self._rtt else 0.8 * self._rtt + 0.2 * rtt
+                    return ev
+                self.stats.stale += 1
+        raise RequestFailed(f"{reason} (after {pol.retries + 1} attempts)")
+
+    def handshake(self) -> P.Hello:
+        """GET_HELLO: the device's current HELLO (and it stops flagging replies FRESH). HELLO is the
+        longest reply, so on a noisy link it is asked for until ``hello_timeout``, not ``retries`` times."""
+        deadline = time.monotonic() + self.policy.hello_timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                return self._accept_hello(self.request(P.MsgType.GET_HELLO, b"", P.MsgType.HELLO))
+            except (DeviceReset, RequestFailed) as e:  # reset while we asked, or noise: ask again
+                last = e
+        raise RequestFailed(f"{self.transport.url}: no HELLO within {self.policy.hello_timeout:g} s ({last})")
+
+    def infer(self, input_bytes: bytes) -> P.InferResult:
+        f = self.request(P.MsgType.INFER, input_bytes, P.MsgType.INFER_RESULT)
+        try:
+            return P.InferResult.decode(f.payload)
+        except ValueError as e:
+            raise RequestFailed(str(e)) from None
+
+    def bench(self, runs: int, input_bytes: bytes = b"") -> P.BenchResult:
+        f = self.request(P.MsgType.BENCH, P.bench_request(runs, input_bytes), P.MsgType.BENCH_RESULT)
+        try:
+            return P.BenchResult.decode(f.payload)
+        except ValueError as e:
+            raise RequestFailed(str(e)) from None
+
+
+# -- checking the device ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Expectation:
+    """What the host expects the device to be running."""
+
+    sha256: str
+    input_bytes: int
+    output_bytes: int
+    io: str = ""
+    runtime: str | None = None
+
+    @classmethod
+    def from_model(cls, model: Any, runtime: str | None = None) -> Expectation:
+        return cls(
+            model.sha256,
+            sum(t.nbytes for t in model.inputs),
+            sum(t.nbytes for t in model.outputs),
+            P.io_info(model),
+            runtime,
+        )
+
+
+def check_hello(hello: P.Hello, exp: Expectation, where: str = "device") -> None:
+    """Refuse a device running another model, protocol or I/O layout (DeviceMismatchError)."""
+    if hello.proto != P.PROTOCOL_VERSION:
+        raise DeviceMismatchError(
+            f"{where} speaks protocol v{hello.proto}, this mcudeploy speaks v{P.PROTOCOL_VERSION}",
+            hint="regenerate and rebuild the firmware with this mcudeploy",
+        )
+    n = min(len(hello.sha256), len(exp.sha256))
+    if n < SHA_PREFIX_MIN or hello.sha256[:n] != exp.sha256[:n].lower():
+        raise DeviceMismatchError(
+            f"{where} runs model {hello.sha256[:16] or '?'}…, expected {exp.sha256[:16]}…",
+            hint="flash the firmware built from this model, or pass the model the firmware was built from",
+        )
+    if (hello.input_bytes, hello.output_bytes) != (exp.input_bytes, exp.output_bytes):
+        raise DeviceMismatchError(
+            f"{where} has {hello.input_bytes} input / {hello.output_bytes} output bytes, "
+            f"the model {exp.input_bytes} / {exp.output_bytes}"
+        )
+    if hello.io and exp.io and hello.io != exp.io:
+        raise DeviceMismatchError(f"{where} reports I/O {hello.io!r}, the model {exp.io!r}")
+    if exp.runtime and hello.runtime != exp.runtime:
+        raise DeviceMismatchError(f"{where} runs the {hello.runtime!r} runtime, expected {exp.runtime!r}")
+
+
+# -- results file (JSON Lines) ---------------------------------------------------------------------
+@dataclass
+class ResultsLog:
+    """Append-only JSON Lines: one ``hello`` line per (re)connection, one ``sample`` line per result."""
+
+    path: Path
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    hellos: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, resume: bool, sha256: str) -> ResultsLog:
+        log = cls(Path(path))
+        log.path.parent.mkdir(parents=True, exist_ok=True)
+        if not resume or not log.path.exists():
+            log.path.write_bytes(b"")
+            return log
+        data = log.path.read_bytes()
+        if data and not data.endswith(b"\n"):  # interrupted mid-line: drop the partial record
+            data = data[: data.rfind(b"\n") + 1]
+            with open(log.path, "r+b") as f:
+                f.truncate(len(data))
+        for n, line in enumerate(data.splitlines(), 1):
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                raise InputError(f"{log.path}:{n}: not a JSON line; pass --fresh to start over") from None
+            if rec.get("kind") == "hello":
+                if rec.get("sha256", "")[:SHA_PREFIX_MIN] != sha256[:SHA_PREFIX_MIN]:
+                    raise InputError(
+                        f"{log.path} holds results for model {rec.get('sha256', '?')[:16]}…, "
+                        f"not {sha256[:16]}…",
+                        hint="pass --fresh or another --out folder",
+                    )
+                log.hellos.append(rec)
+            elif rec.get("kind") == "sample":
+                log.records[int(rec["index"])] = rec  # the last record of an index wins
+        return log
+
+    def append(self, rec: dict[str, Any]) -> None:
+        line = json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n"
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+        if rec.get("kind") == "sample":
+            self.records[int(rec["index"])] = rec
+        elif rec.get("kind") == "hello":
+            self.hellos.append(rec)
+
+    def done(self) -> set[int]:
+        return {i for i, r in self.records.items() if r.get("status") == "ok"}
+
+
+# -- running a dataset ------------------------------------------------------------------------------
+def quantize_inputs(model: Any, x: np.ndarray) -> np.ndarray:
+    """Float samples -> the model input's raw dtype (already-quantized arrays pass through)."""
+    t = model.inputs[0]
+    x = np.asarray(x)
+    if x.dtype == np.dtype(t.dtype):
+        return x.reshape(len(x), *t.shape[1:])
+    if t.dtype not in ("int8", "uint8", "int16") or t.quant is None:
+        return x.astype(t.dtype).reshape(len(x), *t.shape[1:])
+    info = np.iinfo(np.dtype(t.dtype))
+    q = np.round(x.astype(np.float64) / t.quant.scale[0]) + t.quant.zero_point[0]
+    return np.clip(q, info.min, info.max).astype(t.dtype).reshape(len(x), *t.shape[1:])
+
+
+def predict(output: bytes, dtype: str) -> int:
+    """Top-1 class of a raw output (dequantization with a positive scale keeps the argmax)."""
+    return int(np.argmax(np.frombuffer(output, dtype=np.dtype(dtype))))
+
+
+def run_samples(
+    link: DeviceLink,
+    inputs: np.ndarray,
+    *,
+    exp: Expectation,
+    results: ResultsLog,
+    labels: np.ndarray | None = None,
+    golden: np.ndarray | None = None,
+    output_dtype: str = "int8",
+    progress: Callable[[Iterable[int], int], Iterable[int]] | None = None,
+) -> ResultsLog:
+    """Send every not-yet-measured sample; append one JSON line per sample as its result arrives."""
+    if link.hello is None:
+        link.wait_hello()
+    hello = link.handshake()
+    check_hello(hello, exp, link.transport.url)
+    results.append({"kind": "hello", **link.hello.to_dict()})
+    done = results.done()
+    todo = [i for i in range(len(inputs)) if i not in done]
+    it: Iterable[int] = progress(todo, len(todo)) if progress else todo
+    for i in it:
+        raw = np.ascontiguousarray(inputs[i]).tobytes()
+        rec: dict[str, Any] = {"kind": "sample", "index": i}
+        if labels is not None:
+            rec["label"] = int(labels[i])
+        resets = 0
+        retries_before = link.stats.retries
+        while True:
+            try:
+                r = link.infer(raw)
+            except DeviceReset:
+                resets += 1
+                hello = link.handshake()  # a reset may mean new firmware: check it again
+                check_hello(hello, exp, f"{link.transport.url} (after a reset)")
+                results.append({"kind": "hello", "reset": True, **hello.to_dict()})
+                if resets <= link.policy.max_resets_per_request:
+                    continue
+                rec.update(status="failed", reason=f"device reset {resets} times during this sample")
+            except RequestFailed as e:
+                rec.update(status="failed", reason=e.message)
+            else:
+                if r.status != 0:
+                    rec.update(status="failed", reason=f"runtime invoke returned {r.status}")
+                elif len(r.output) != exp.output_bytes:
+                    rec.update(
+                        status="failed", reason=f"{len(r.output)} output bytes, expected {exp.output_bytes}"
+                    )
+                else:
+                    rec.update(
+                        status="ok",
+                        output=r.output.hex(),
+                        cycles=r.cycles,
+                        npu_cycles=r.npu_cycles,
+                        timer=hello.timer,
+                        pred=predict(r.output, output_dtype),
+                    )
+                    if golden is not None:
+                        rec["bit_exact"] = np.ascontiguousarray(golden[i]).tobytes() == r.output
+            break
+        rec["attempts"] = 1 + link.stats.retries - retries_before
+        if resets:
+            rec["resets"] = resets
+        results.append(rec)
+    return results
+
+
+def measure(
+    model: Any,
+    transport: Transport,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    out_dir: str | os.PathLike[str],
+    *,
+    reference: Any | None = None,
+    runtime: str | None = None,
+    gates: Any | None = None,
+    policy: LinkPolicy | None = None,
+    resume: bool = True,
+    bench_runs: int = 0,
+    progress: Callable[[Iterable[int], int], Iterable[int]] | None = None,
+) -> dict[str, Any]:
+    """The whole run on an open transport: HELLO check, dataset, optional BENCH, summary files.
+
+    Golden outputs come from host TFLM running ``reference`` (default: ``model``; pass the int8 model
+    when ``model`` was compiled by Vela, which host TFLM cannot run). Returns the summary dict, whose
+    ``files`` names what was written to ``out_dir``.
+    """
+    from . import results as R
+    from .tflm_host import run_tflm
+
+    out = Path(out_dir)
+    xq = quantize_inputs(model, x)
+    ref = reference if reference is not None else model
+    golden = None
+    golden_acc = None
+    if "ethos-u" not in ref.op_names():
+        golden = run_tflm(ref, xq)
+        if y is not None:
+            preds = golden.reshape(len(golden), -1).argmax(axis=1)
+            golden_acc = float((preds == y).mean())
+    exp = Expectation.from_model(model, runtime)
+    results = ResultsLog.open(out / "results.jsonl", resume=resume, sha256=model.sha256)
+    logf = open(out / "device.log", "ab" if resume else "wb")  # noqa: SIM115 - closed in finally; appended as it arrives
+    try:
+        link = DeviceLink(transport, policy, log=lambda b: (logf.write(b), logf.flush()))
+        run_samples(
+            link,
+            xq,
+            exp=exp,
+            results=results,
+            labels=y,
+            golden=golden,
+            output_dtype=model.outputs[0].dtype,
+            progress=progress,
+        )
+        bench = None
+        if bench_runs:
+            try:
+                b = link.bench(bench_runs, np.ascontiguousarray(xq[0]).tobytes())
+                bench = {
+                    "runs": b.runs,
+                    "status": b.status,
+                    "min": b.min,
+                    "max": b.max,
+                    "mean": b.mean,
+                    "npu_mean": b.npu_total / b.runs if b.runs else 0.0,
+                }
+            except (RequestFailed, DeviceReset) as e:
+                bench = {"error": str(e)}
+    finally:
+        logf.close()
+    hello = results.hellos[-1]
+    summary = R.summarize(
+        results.records,
+        n_samples=len(xq),
+        hello=hello,
+        golden_accuracy=golden_acc,
+        bench=bench,
+        gates=gates,
+        link=link.stats.to_dict(),
+    )
+    files = R.write_results(out, summary, results.records)
+    summary["files"] = {k: p.name for k, p in sorted(files.items())} | {
+        "jsonl": "results.jsonl",
+        "log": "device.log",
+    }
+    return summary

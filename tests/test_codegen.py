@@ -1,0 +1,279 @@
+"""Stage ``codegen`` (and the memory-fit gate): generated projects, without a compiler."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcudeploy import codegen
+from mcudeploy.boards import Region, get_board
+from mcudeploy.cli import run as cli_run
+from mcudeploy.errors import ConfigError, MemoryFitError, UnsupportedError
+from mcudeploy.memfit import Demand, check_fit, plan
+from mcudeploy.tflm_host import run_tflm
+
+QEMU = "qemu-an547"
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def shrink(board, region: str, length: int):
+    """The board with one region cut to ``length`` bytes."""
+    mem = dict(board.memory)
+    mem[region] = dataclasses.replace(mem[region], length=length)
+    return dataclasses.replace(board, memory=mem)
+
+
+def leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir())
+
+
+# -- determinism and atomicity ------------------------------------------------------------
+@pytest.mark.parametrize("runtime", ["c", "tflm"], ids=["rt-c", "rt-tflm"])
+def test_generate_twice_is_byte_identical(digits_int8, tmp_path: Path, runtime: str) -> None:
+    board = get_board(QEMU)
+    a = codegen.generate(digits_int8, board, tmp_path / "a", runtime=runtime)
+    b = codegen.generate(digits_int8, board, tmp_path / "b" / "nested", runtime=runtime)
+    ta, tb = tree(a.path), tree(b.path)
+    assert ta == tb
+    assert set(ta) == set(a.files)
+    # no absolute paths or temp names leak into the project
+    blob = b"".join(ta.values())
+    assert str(tmp_path).encode() not in blob
+    manifest = json.loads(ta["mcudeploy.json"])
+    assert manifest["runtime"] == runtime and manifest["model"]["sha256"] == digits_int8.sha256
+    assert manifest["files"] == {k: manifest["files"][k] for k in sorted(manifest["files"])}
+
+
+def test_failed_generation_leaves_nothing(digits_int8, tmp_path: Path) -> None:
+    board = shrink(get_board(QEMU), "sram", 1024)  # the arena region is far too small
+    with pytest.raises(MemoryFitError):
+        codegen.generate(digits_int8, board, tmp_path / "proj", runtime="c")
+    assert leftovers(tmp_path) == []  # no project folder, no staging folder
+
+
+def test_failed_regeneration_keeps_the_old_project(digits_int8, tmp_path: Path) -> None:
+    good = codegen.generate(digits_int8, get_board(QEMU), tmp_path / "proj", runtime="c")
+    before = tree(good.path)
+    with pytest.raises(MemoryFitError):
+        codegen.generate(digits_int8, shrink(get_board(QEMU), "bram", 2048), good.path, runtime="c")
+    assert tree(good.path) == before
+    assert leftovers(tmp_path) == ["proj"]
+
+
+# -- memory fit -----------------------------------------------------------------------------
+def test_memory_fit_refusal_names_the_region(digits_int8, tmp_path: Path) -> None:
+    board = shrink(get_board(QEMU), "sram", 1024)
+    with pytest.raises(MemoryFitError) as exc:
+        codegen.generate(digits_int8, board, tmp_path / "p", runtime="tflm")
+    msg = str(exc.value)
+    assert "region 'sram'" in msg and "arena" in msg
+    assert "does not fit" in msg  # the region table marks the failing row
+    table_rows = [ln for ln in msg.splitlines() if ln.startswith(("itcm", "bram", "dtcm", "sram", "ddr"))]
+    assert [r.split()[0] for r in table_rows] == ["itcm", "bram", "dtcm", "sram", "ddr"]
+    assert sum("<--" in r for r in table_rows) == 1 and "<--" in table_rows[3]
+
+
+def test_memory_fit_model_too_big_for_its_region(digits_int8, tmp_path: Path) -> None:
+    board = shrink(get_board(QEMU), "ddr", digits_int8.size - 1)  # the tflm runtime keeps the model in ddr
+    with pytest.raises(MemoryFitError, match=r"region 'ddr' needs 11,?\d+ B"):
+        codegen.generate(digits_int8, board, tmp_path / "p", runtime="tflm")
+
+
+def test_memfit_read_only_region_refuses_writable_roles() -> None:
+    board = get_board("nrf52840dk")  # flash is kind="rom"
+    flash = next(r for r in board.memory.values() if r.kind == "rom")
+    ram_role = next(role for role, name in board.placement.items() if name != flash.name)
+    moved = dataclasses.replace(board, placement={**board.placement, "arena": flash.name})
+    with pytest.raises(MemoryFitError, match=f"region '{flash.name}' is read-only but holds arena"):
+        check_fit(moved, [Demand("arena", 16, "arena")])
+    assert check_fit(board, [Demand(ram_role, 16, "x")]).ok
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["code", "model", "arena", "data", "stack", "vectors"]),
+            st.integers(0, 3 * 1024 * 1024),
+        ),
+        max_size=8,
+    )
+)
+def test_memfit_plan_adds_up(demands: list[tuple[str, int]]) -> None:
+    board = get_board(QEMU)
+    report = plan(board, [Demand(role, n, role) for role, n in demands])
+    assert sum(r.used for r in report.regions) == sum(n for _, n in demands)
+    for r in report.regions:
+        expected = sum(n for role, n in demands if board.region_for(role).name == r.region.name)
+        assert r.used == expected
+        assert r.fits == (expected <= r.region.length)
+    assert report.ok == all(r.fits for r in report.regions)
+
+
+# -- contents -------------------------------------------------------------------------------
+# TFLM's MicroMutableOpResolver registration methods for the digits CNN's operators.
+TFLM_METHODS = {
+    "CONV_2D": "AddConv2D",
+    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
+    "FULLY_CONNECTED": "AddFullyConnected",
+    "MAX_POOL_2D": "AddMaxPool2D",
+    "RESHAPE": "AddReshape",
+    "SOFTMAX": "AddSoftmax",
+    "AVERAGE_POOL_2D": "AddAveragePool2D",
+    "ethos-u": "AddEthosU",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
+    "L2_NORMALIZATION": "AddL2Normalization",
+    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor",
+}
+
+
+@pytest.mark.parametrize(("op", "method"), sorted(TFLM_METHODS.items()))
+def test_resolver_method_names(op: str, method: str) -> None:
+    assert codegen.resolver_method(op) == method
+
+
+def test_resolver_refuses_unknown_custom_op() -> None:
+    with pytest.raises(UnsupportedError, match="my-op"):
+        codegen.resolver_method("my-op")
+
+
+def test_op_resolver_lists_exactly_the_models_ops(digits_int8, tmp_path: Path) -> None:
+    p = codegen.generate(digits_int8, get_board(QEMU), tmp_path / "p", runtime="tflm")
+    src = (p.path / "src" / "mcd_runtime_tflm.cc").read_text()
+    calls = re.findall(r"resolver->(Add\w+)\(\)", src)
+    ops = {op.opcode for op in digits_int8.operators}
+    assert sorted(calls) == sorted(TFLM_METHODS[op] for op in ops)  # each op once, nothing else
+    assert int(re.search(r"kNumOps = (\d+);", src).group(1)) == len(ops)
+    assert "mcd_npu" not in src  # no NPU code for a CPU-only model
+
+
+def test_test_vectors_are_host_tflm_outputs(digits_int8, digits_split, tmp_path: Path) -> None:
+    t = digits_int8.inputs[0]
+    x = codegen.load_inputs(digits_int8, _save(tmp_path, digits_split.x_test[:5]), 5)
+    assert x.dtype == np.int8 and x.shape == (5, *t.shape[1:])
+    p = codegen.generate(digits_int8, get_board(QEMU), tmp_path / "p", runtime="c", inputs=x)
+    text = (p.path / "src" / "mcd_test_vectors.h").read_text()
+    ins, outs = (_c_rows(text, name) for name in ("mcd_tv_inputs", "mcd_tv_outputs"))
+    assert ins == [row.tobytes() for row in x]
+    expect = run_tflm(digits_int8, x)
+    assert outs == [row.astype(np.int8).tobytes() for row in expect]
+
+
+def _save(tmp_path: Path, x: np.ndarray) -> Path:
+    path = tmp_path / "x.npz"
+    np.savez(path, x=x)
+    return path
+
+
+def _c_rows(text: str, name: str) -> list[bytes]:
+    body = text.split(name, 1)[1].split("};", 1)[0]
+    return [
+        bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", row))
+        for row in re.findall(r"\{([^{}]*)\}", body)
+    ]
+
+
+def test_linker_script_follows_the_board(digits_int8, tmp_path: Path) -> None:
+    board = get_board(QEMU)
+    p = codegen.generate(digits_int8, board, tmp_path / "p", runtime="c")
+    ld = (p.path / "linker.ld").read_text()
+    for r in board.memory.values():
+        assert re.search(
+            rf"{r.name.upper()} \(rwx\) : ORIGIN = 0x{r.origin:08X}, LENGTH = 0x{r.length:X}", ld
+        )
+    assert re.search(rf"\.mcd_arena \(NOLOAD\).*> {board.placement['arena'].upper()}", ld)
+    assert re.search(rf"\.vectors .*> {board.placement['vectors'].upper()}", ld)
+
+
+def test_timer_follows_the_target() -> None:
+    qemu = codegen.timer_config(get_board(QEMU), "qemu")
+    assert qemu["name"] == "icount-instructions" and qemu["icount"]
+    fvp = codegen.timer_config(get_board("corstone-300"), "fvp")
+    assert fvp == {"kind": "dwt", "name": "dwt-cycles", "icount": False, "icount_shift": 0}
+    assert codegen.default_target(get_board(QEMU)) == "qemu"
+    assert codegen.default_target(get_board("nucleo-h743zi2")) == "hardware"
+
+
+def test_unknown_uart_is_refused_before_writing(digits_int8, tmp_path: Path) -> None:
+    board = get_board("nrf52840dk")
+    with pytest.raises(UnsupportedError, match=f"board '{board.name}'.*'{board.uart.kind}'"):
+        codegen.generate(digits_int8, board, tmp_path / "p", runtime="c")
+    assert leftovers(tmp_path) == []
+
+
+def test_bad_options(digits_int8, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown runtime 'nope'"):
+        codegen.generate(digits_int8, get_board(QEMU), tmp_path / "p", runtime="nope")
+    with pytest.raises(ConfigError, match="unknown mode"):
+        codegen.generate(digits_int8, get_board(QEMU), tmp_path / "p", mode="bogus")
+    assert leftovers(tmp_path) == []
+
+
+def test_vela_model_gets_the_ethos_u_op_and_driver(digits_int8, tmp_path: Path) -> None:
+    from mcudeploy.vela import compile_for_npu
+
+    board = get_board("corstone-300")
+    npu_model = compile_for_npu(digits_int8, board=board, out_dir=tmp_path / "vela").model
+    with pytest.raises(UnsupportedError, match="no NPU"):
+        codegen.generate(npu_model, get_board(QEMU), tmp_path / "cpu", runtime="tflm", reference=digits_int8)
+    with pytest.raises(UnsupportedError, match="--reference"):
+        codegen.generate(npu_model, board, tmp_path / "noref", runtime="tflm")
+    p = codegen.generate(npu_model, board, tmp_path / "npu", runtime="tflm", reference=digits_int8)
+    src = (p.path / "src" / "mcd_runtime_tflm.cc").read_text()
+    assert "resolver->AddEthosU()" in src and "mcd_npu_init()" in src
+    npu = (p.path / "src" / "mcd_npu.c").read_text()
+    assert f"0x{board.npu.base:08X}" in npu and "ethosu_init" in npu
+    scratch = sum(t.nbytes for t in npu_model.tensors if not t.is_constant)
+    assert p.arena_bytes >= scratch
+    cmake = (p.path / "CMakeLists.txt").read_text()
+    assert "ethos_u_core_driver" in cmake
+
+
+# -- CLI ----------------------------------------------------------------------------------
+def test_cli_generate(digits_int8_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "proj"
+    assert cli_run("generate", digits_int8_path, "--board", QEMU, "--runtime", "c", "-o", out) == 0
+    assert (out / "CMakeLists.txt").is_file() and (out / "mcudeploy.json").is_file()
+    assert "mcudeploy build" in capsys.readouterr().out
+    assert cli_run("generate", digits_int8_path, "--board", "no-such-board", "-o", tmp_path / "x") == 2
+
+
+def test_cli_generate_memory_refusal_exit_code(digits_int8_path: Path, tmp_path: Path) -> None:
+    board_file = tmp_path / "tiny.toml"
+    src = Path(get_board(QEMU).source)
+    text = (Path(__file__).resolve().parents[1] / "boards" / src.name).read_text()
+    board_file.write_text(
+        text.replace(
+            'sram = { origin = 0x31000000, length = "2M" }', 'sram = { origin = 0x31000000, length = "1K" }'
+        )
+    )
+    assert 'length = "1K"' in board_file.read_text()
+    assert cli_run("generate", digits_int8_path, "--board", board_file, "-o", tmp_path / "p") == 1
+    assert not (tmp_path / "p").exists()
+
+
+def test_regions_sorted_in_fit_report() -> None:
+    report = plan(get_board(QEMU), [])
+    origins = [r.region.origin for r in report.regions]
+    assert origins == sorted(origins) and all(isinstance(r.region, Region) for r in report.regions)
+
+
+def test_regeneration_keeps_the_build_folder(digits_int8, tmp_path: Path) -> None:
+    p = codegen.generate(digits_int8, get_board(QEMU), tmp_path / "p", runtime="c")
+    marker = p.path / "build" / "CMakeCache.txt"
+    marker.parent.mkdir()
+    marker.write_text("cached")
+    (p.path / "src" / "stale.c").write_text("left over")
+    codegen.generate(digits_int8, get_board(QEMU), p.path, runtime="c")
+    assert marker.read_text() == "cached"  # an incremental rebuild stays possible
+    assert not (p.path / "src" / "stale.c").exists()  # everything else is replaced whole
