@@ -1,13 +1,56 @@
-"""Lazy, quiet TensorFlow import: commands that never touch TF must not pay for it."""
+"""Lazy, quiet TensorFlow import: commands that never touch TF must not pay for it.
+
+TensorFlow's C++ runtime writes start-up chatter straight to file descriptor 2 (no CUDA driver,
+CPU instruction sets, a tf.data attribute notice), before and regardless of TF_CPP_MIN_LOG_LEVEL.
+:func:`quiet_tf_stderr` drops exactly those known lines and passes everything else through.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 from .errors import ToolMissingError
+
+_NOISE = re.compile(
+    rb"(All log messages before absl::InitializeLog|cudart_stub\.cc|cuda_platform\.cc|cuInit|"
+    rb"Could not find cuda drivers|TF-TRT Warning|oneDNN custom operations|"
+    rb"rebuild TensorFlow with the appropriate compiler flags|This TensorFlow binary is optimized|"
+    rb"use_unbounded_threadpool|Created TensorFlow Lite XNNPACK delegate|"
+    rb"fully_quantize: \d, inference_type|Statistics for quantized inputs were expected|"
+    rb"^\s*warnings\.warn\($)"
+)
+
+
+@contextlib.contextmanager
+def quiet_tf_stderr() -> Iterator[None]:
+    """Capture fd 2 for the duration; re-emit every line that is not known TensorFlow chatter."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreter): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [line for line in tmp.read().splitlines(keepends=True) if not _NOISE.search(line)]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 @cache
@@ -15,7 +58,10 @@ def tensorflow() -> Any:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import tensorflow as tf
+        with quiet_tf_stderr():
+            import tensorflow as tf
+
+            tf.config.list_logical_devices()  # device discovery (and its CUDA probing) happens here
     except ImportError as e:  # pragma: no cover - the package depends on it
         raise ToolMissingError(
             f"tensorflow is not installed ({e})", hint="pip install tensorflow tf-keras"

@@ -584,6 +584,12 @@ def _report(ctx: Context) -> StageOut:
 _RUNG_LABELS = {"float": "float", "tflite-int8": "int8 TFLite", "tflm-int8": "int8 host TFLM"}
 
 
+def _drop_pp(ev: dict[str, Any]) -> float:
+    """Accuracy lost from the first rung (float, or the int8 model) to host TFLM, in percentage points."""
+    rungs = ev.get("rungs", [])
+    return rungs[0]["accuracy"] - rungs[-1]["accuracy"] if rungs else 0.0
+
+
 def report_data(options: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The report's :data:`mcudeploy.report.ReportData`, assembled from the stage summaries alone."""
     from .boards import get_board
@@ -597,6 +603,25 @@ def report_data(options: dict[str, Any], summaries: dict[str, dict[str, Any]]) -
         facts += [
             ("sha256", ev["sha256"]),
             ("int8 size", f"{ev['int8_bytes']:,} B"),
+            *(
+                [
+                    (
+                        "int8 / float .tflite",
+                        f"{ev['int8_bytes'] / ev['float_bytes']:.3f}× ({ev['float_bytes']:,} B float)",
+                    )
+                ]
+                if ev.get("float_bytes")
+                else []
+            ),
+            ("int8 drop (float → host TFLM)", f"{_drop_pp(ev):.2f} pp"),
+            *[
+                (
+                    f"TFLite ({a['kernels']} kernels) vs host TFLM",
+                    f"{a['byte_identical_pct']:.2f} % byte-identical, top-1 agreeing on "
+                    f"{a['top1_agreement_pct']:.2f} %, max {a['max_lsb_diff']} LSB",
+                )
+                for a in ev.get("agreement", [])
+            ],
             ("evaluation data", f"{ev['dataset']} ({ev['samples']} samples)"),
             ("host TFLM arena", f"{ev['arena_bytes']:,} B"),
         ]

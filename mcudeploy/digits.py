@@ -61,7 +61,7 @@ def build_cnn(input_shape: tuple[int, ...] = (8, 8, 1), classes: int = 10, width
 
 def train_cnn(split: Split | None = None, epochs: int = 30, seed: int = SEED, verbose: int = 0) -> Any:
     """Train the digits CNN deterministically (about 10 s on 2 cores); returns a tf.keras model."""
-    from ._tf import tensorflow
+    from ._tf import quiet_tf_stderr, tensorflow
 
     tf = tensorflow()
     split = split or load_digits_split()
@@ -74,7 +74,8 @@ def train_cnn(split: Split | None = None, epochs: int = 30, seed: int = SEED, ve
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    model.fit(split.x_train, split.y_train, epochs=epochs, batch_size=32, verbose=verbose, shuffle=True)
+    with quiet_tf_stderr():
+        model.fit(split.x_train, split.y_train, epochs=epochs, batch_size=32, verbose=verbose, shuffle=True)
     return model
 
 

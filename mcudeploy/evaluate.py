@@ -123,19 +123,19 @@ class Evaluation:
 
 # -- runners ------------------------------------------------------------------------------
 def _tflite_interpreter(model: Model, reference: bool) -> Any:
-    from ._tf import tensorflow
+    from ._tf import quiet_tf_stderr, tensorflow
 
     tf = tensorflow()
     kind = tf.lite.experimental.OpResolverType
     try:
-        with warnings.catch_warnings():  # tf.lite.Interpreter announces its move to LiteRT
+        with warnings.catch_warnings(), quiet_tf_stderr():  # it announces its move to LiteRT, and XNNPACK
             warnings.simplefilter("ignore")
             interp = tf.lite.Interpreter(
                 model_content=model.data,
                 experimental_op_resolver_type=kind.BUILTIN_REF if reference else kind.AUTO,
                 num_threads=1,
             )
-        interp.allocate_tensors()
+            interp.allocate_tensors()
     except (RuntimeError, ValueError) as e:
         raise UnsupportedError(f"{model.source}: the TFLite interpreter cannot run it: {e}") from None
     return interp
@@ -161,10 +161,12 @@ def run_host_tflm(model: Model, x: np.ndarray, label: str = "host TFLM") -> np.n
 
 def run_float(keras_model: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:
     """Float outputs of a Keras model (or a SavedModel's serving signature)."""
+    from ._tf import quiet_tf_stderr
+
     if hasattr(keras_model, "predict"):
-        return np.asarray(keras_model.predict(x.astype(np.float32), batch_size=batch, verbose=0)).reshape(
-            len(x), -1
-        )
+        with quiet_tf_stderr():
+            pred = keras_model.predict(x.astype(np.float32), batch_size=batch, verbose=0)
+        return np.asarray(pred).reshape(len(x), -1)
     fn = keras_model.signatures["serving_default"]
     outs = []
     for i in range(0, len(x), batch):
