@@ -23,7 +23,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 
 from . import __version__
@@ -32,6 +31,7 @@ from .boards import Board
 from .errors import ConfigError, InputError, UnsupportedError
 from .memfit import Demand, FitReport, check_fit
 from .model import Model
+from .templating import template_bytes, template_env
 
 MODES = ("test-vectors", "protocol")
 TARGETS = ("hardware", "qemu", "fvp")
@@ -45,24 +45,6 @@ DEFAULT_VECTORS = 8
 
 
 # -- templates ----------------------------------------------------------------------------
-@cache
-def template_env() -> jinja2.Environment:
-    root = importlib.resources.files("mcudeploy.templates")
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(root)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-
-
-def template_bytes(name: str) -> bytes:
-    """A template file's raw bytes (files copied verbatim, without rendering)."""
-    return importlib.resources.files("mcudeploy.templates").joinpath(name).read_bytes()
-
-
 def render(name: str, ctx: dict[str, Any]) -> bytes:
     return template_env().get_template(name).render(ctx).encode("utf-8")
 

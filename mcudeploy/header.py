@@ -9,7 +9,6 @@ timestamps, no absolute paths) and are committed all-or-nothing.
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
 import math
 import os
 import re
@@ -19,13 +18,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import jinja2
 import numpy as np
 
 from . import __version__
 from .cnames import c_comment_text, c_identifier, c_macro_name, c_string_literal, is_section_name
 from .errors import InputError, UnsupportedError
 from .model import TENSOR_TYPES, Model
+from .templating import template_env
 
 FORMATS = ("c-array", "incbin")
 LANGS = ("c", "cpp")
@@ -87,21 +86,8 @@ def render_array_body(data: bytes) -> bytes:
 
 
 # -- templates ----------------------------------------------------------------------------
-@cache
-def _env() -> jinja2.Environment:
-    folder = importlib.resources.files("mcudeploy.templates").joinpath("header")
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def _render(template: str, **ctx: Any) -> str:
-    return _env().get_template(template).render(version=__version__, **ctx)
+    return template_env().get_template(f"header/{template}").render(version=__version__, **ctx)
 
 
 # -- options ------------------------------------------------------------------------------

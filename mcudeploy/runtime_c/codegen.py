@@ -7,17 +7,15 @@ importing this module also registers the ``c`` runtime with :mod:`mcudeploy.code
 
 from __future__ import annotations
 
-import importlib.resources
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 
 from .._io import write_bytes_atomic
 from ..model import Model
+from ..templating import template_bytes, template_env
 from .lower import Program, lower
 from .planner import MemoryPlan, plan_memory
 
@@ -25,23 +23,6 @@ KERNEL_FILES = ("mcd_kernels.h", "mcd_kernels.c")
 C_TYPES = {"int8": ("int8_t", np.int8), "int32": ("int32_t", np.int32), "float32": ("float", np.float32)}
 # kernels + runtime glue, -O2 Cortex-M55 (measured from the digits build, rounded up)
 C_RUNTIME_CODE_BYTES = 12 * 1024
-
-
-@cache
-def _env() -> jinja2.Environment:
-    root = importlib.resources.files("mcudeploy.templates")
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(root)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-
-
-def _template_bytes(name: str) -> bytes:
-    return importlib.resources.files("mcudeploy.templates").joinpath(name).read_bytes()
 
 
 # each int8 value as a fixed-width cell ("-128, " ... "   5, "): a table lookup emits megabytes fast
@@ -151,8 +132,8 @@ def build_c_runtime(model: Model) -> CRuntime:
         "input_bytes": sum(i["nbytes"] for i in ins),
         "output_bytes": sum(o["nbytes"] for o in outs),
     }
-    env = _env()
-    files = {name: _template_bytes(f"runtime_c/{name}") for name in KERNEL_FILES}
+    env = template_env()
+    files = {name: template_bytes(f"runtime_c/{name}") for name in KERNEL_FILES}
     files["mcd_runtime_c.h"] = env.get_template("runtime_c/mcd_runtime_c.h.j2").render(tv).encode()
     files["mcd_runtime_c.c"] = env.get_template("runtime_c/mcd_runtime_c.c.j2").render(tv).encode()
     return CRuntime(prog, plan, files)
@@ -162,7 +143,7 @@ def render_c_runtime(model: Model, out_dir: str | Path) -> list[Path]:
     """Write the C runtime for ``model`` (plus the shared mcd_runtime.h) into ``out_dir``."""
     rt = build_c_runtime(model)
     files = dict(rt.files)
-    files["mcd_runtime.h"] = _template_bytes("app/mcd_runtime.h")
+    files["mcd_runtime.h"] = template_bytes("app/mcd_runtime.h")
     out = Path(out_dir)
     return [write_bytes_atomic(out / name, files[name]) for name in sorted(files)]
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import BuildError, TargetError, ToolMissingError
 from ..model import Model
-from .codegen import _template_bytes, render_c_runtime
+from ..templating import template_bytes
+from .codegen import render_c_runtime
 from .lower import Program
 
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing")
@@ -41,7 +42,7 @@ def build_host_executable(model: Model, work_dir: str | Path) -> Path:
     """Generate the C runtime for ``model`` into ``work_dir`` and link it with the host driver."""
     work = Path(work_dir)
     render_c_runtime(model, work)
-    (work / "host_main.c").write_bytes(_template_bytes("runtime_c/host_main.c"))
+    (work / "host_main.c").write_bytes(template_bytes("runtime_c/host_main.c"))
     exe = work / "mcd_host"
     srcs = [str(work / n) for n in ("mcd_kernels.c", "mcd_runtime_c.c", "host_main.c")]
     _compile([host_cc(), *CFLAGS, "-I", str(work), *srcs, "-o", str(exe), "-lm"])
@@ -65,8 +66,8 @@ def kernel_library() -> ctypes.CDLL:
     """mcd_kernels.c compiled once per process into a shared library."""
     tmp = Path(tempfile.mkdtemp(prefix="mcd_kernels_"))
     src = tmp / "mcd_kernels.c"
-    src.write_bytes(_template_bytes("runtime_c/mcd_kernels.c"))
-    (tmp / "mcd_kernels.h").write_bytes(_template_bytes("runtime_c/mcd_kernels.h"))
+    src.write_bytes(template_bytes("runtime_c/mcd_kernels.c"))
+    (tmp / "mcd_kernels.h").write_bytes(template_bytes("runtime_c/mcd_kernels.h"))
     lib = tmp / "libmcd_kernels.so"
     _compile([host_cc(), *CFLAGS, "-shared", "-fPIC", str(src), "-o", str(lib), "-lm"])
     return ctypes.CDLL(str(lib))
