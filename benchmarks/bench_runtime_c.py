@@ -1,7 +1,7 @@
 """The C runtime on QEMU mps3-an547 (Cortex-M55): RAM, flash and instructions per inference.
 
-    .venv/bin/python benchmarks/bench_runtime_c.py [--models digits_cnn ds_cnn ...] [--vectors 8]
-                                                  [--json out.json]
+    .venv/bin/python benchmarks/bench_runtime_c.py [--models digits ds_cnn ...] [--vectors 8]
+        [--tflm ref=/path/tree-ref --tflm cmsis-nn=/path/tree-cmsis-nn] [--workdir DIR] [--json out.json]
 
 For each model (zoo builders, random init + PTQ; `digits` is the trained digits CNN): generate a
 test-vector firmware with the `c` runtime, build it with arm-none-eabi-gcc, run it on QEMU with
@@ -10,8 +10,16 @@ test-vector firmware with the `c` runtime, build it with arm-none-eabi-gcc, run 
   flash = code + constants (.text with .rodata, .ARM.exidx, .data load image, .mcd_model) minus the
           embedded test vectors,
   instructions per inference (median over the vectors; outputs must match host TFLM).
-The static memory plan's peak is listed next to host TFLM's measured arena. When
-MCUDEPLOY_TFLM_ROOT is set, the same firmware is built with the `tflm` runtime and the ratios shown.
+The static memory plan's peak is listed next to host TFLM's measured arena; the arena the firmware
+reports using at run time is listed too (RAM counts the .mcd_arena section as linked).
+
+TFLite Micro side by side: each `--tflm LABEL=DIR` (repeatable; a bare DIR is labelled `tflm`) builds
+the same test-vector firmware with the `tflm` runtime against that create_tflm_tree.py export, e.g. one
+exported with reference kernels and one with OPTIMIZED_KERNEL_DIR=cmsis_nn, and prints the ratios
+c/tflm for each. Without --tflm, MCUDEPLOY_TFLM_ROOT (if set) is the one unlabelled tree. The build
+needs third_party/cmsis_nn/Include in every tree; a reference-kernel export lacks it, so copy just the
+headers in (no CMSIS-NN sources are then compiled). TFLM library builds take minutes: --workdir keeps
+the build directories so a rerun reuses them.
 Exits 1 if any run fails or an output differs from host TFLM.
 """
 
@@ -42,9 +50,11 @@ from mcudeploy.targets.qemu import QemuSimulator
 from mcudeploy.tflm_host import measure_arena, run_tflm
 
 BOARD = "qemu-an547"
+TV_BEGIN = re.compile(r"^MCD-TV-BEGIN .*\barena=(\d+)", re.MULTILINE)
 TV_LINE = re.compile(r"^MCD-TV (\d+) (ok|MISMATCH) t=(\d+) npu=(\d+) out=([0-9a-f]*)\r?$", re.MULTILINE)
 FLASH = (".text", ".ARM.exidx", ".ARM.extab", ".data", ".mcd_model", ".vectors")
 RAM = (".data", ".bss", ".mcd_arena")
+COMPARED = ("ram_bytes", "flash_bytes", "instructions_per_inference")
 
 
 def load_model(name: str) -> Model:
@@ -59,30 +69,93 @@ def load_model(name: str) -> Model:
     return build_int8(name)
 
 
-def measure(model: Model, runtime: str, x: np.ndarray, work: Path, tflm_root: str | None) -> dict[str, Any]:
+def parse_tflm_trees(specs: list[str]) -> dict[str, str]:
+    """``LABEL=DIR`` (or a bare ``DIR``, labelled ``tflm``) -> {label: dir}; MCUDEPLOY_TFLM_ROOT if none."""
+    trees: dict[str, str] = {}
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        label, path = (label, path) if sep else ("tflm", spec)
+        if not label or not path or not re.fullmatch(r"[A-Za-z0-9_.+-]+", label):
+            raise SystemExit(f"--tflm {spec!r}: expected LABEL=DIR (label of letters, digits, _ . + -)")
+        if label in trees:
+            raise SystemExit(f"--tflm: label {label!r} given twice")
+        trees[label] = path
+    if not trees and os.environ.get(build_mod.TFLM_ENV):
+        trees["tflm"] = os.environ[build_mod.TFLM_ENV]
+    return trees
+
+
+def measure(
+    model: Model, runtime: str, x: np.ndarray, host: np.ndarray, proj_dir: Path, tflm_root: str | None
+) -> dict[str, Any]:
     board = get_board(BOARD)
-    proj = codegen.generate(model, board, work / runtime, runtime=runtime, inputs=x, target="qemu")
+    proj = codegen.generate(model, board, proj_dir, runtime=runtime, inputs=x, target="qemu")
     fw = build_mod.build(proj.path, tflm_root=tflm_root) if runtime == "tflm" else build_mod.build(proj.path)
     with QemuSimulator(board).start(fw.elf, timeout=600.0) as running:
         uart = running.read_uart().decode("ascii", "replace")
         code = running.wait()
     rows = TV_LINE.findall(uart)
+    begin = TV_BEGIN.search(uart)
     device = np.array([np.frombuffer(bytes.fromhex(r[4]), np.int8) for r in rows])
-    host = run_tflm(model, x).astype(np.int8).reshape(device.shape) if len(rows) == len(x) else None
     s = fw.sections
     # the embedded test vectors sit in .text too; they are not part of the deployment
     vectors = len(x) * (model.inputs[0].nbytes + model.outputs[0].nbytes)
     return {
         "runtime": runtime,
+        "tflm_root": tflm_root,
         "exit_code": code,
-        "bit_exact": host is not None and device.tobytes() == host.tobytes(),
+        "bit_exact": len(rows) == len(x) and device.tobytes() == host.reshape(device.shape).tobytes(),
         "instructions_per_inference": int(statistics.median(int(r[2]) for r in rows)) if rows else None,
         "arena_bytes": s.get(".mcd_arena", 0),
+        "arena_used_bytes": int(begin.group(1)) if begin else None,
         "ram_bytes": sum(s.get(k, 0) for k in RAM),
         "flash_bytes": sum(s.get(k, 0) for k in FLASH) - vectors,
         "test_vector_bytes": vectors,
         "sections": dict(sorted(s.items())),
     }
+
+
+def safe_measure(*args: Any) -> dict[str, Any]:
+    """measure(), but a failed build or run is recorded, so the other runtimes are still reported."""
+    try:
+        return measure(*args)
+    except Exception as e:
+        return {
+            "runtime": args[1],
+            "error": f"{type(e).__name__}: {e}",
+            "exit_code": None,
+            "bit_exact": False,
+        }
+
+
+def ratios(c: dict[str, Any], t: dict[str, Any]) -> dict[str, float]:
+    return {k: round(c[k] / t[k], 3) for k in COMPARED if c.get(k) and t.get(k)}
+
+
+def print_row(r: dict[str, Any]) -> None:
+    def line(label: str, m: dict[str, Any], extra: str = "") -> None:
+        if "error" in m:
+            print(f"{label:16} ERROR {m['error'].splitlines()[0][:160]}", flush=True)
+            return
+        used = m["arena_used_bytes"] if m["arena_used_bytes"] is not None else "?"
+        print(
+            f"{label:16} {m['arena_bytes']:>8} {used:>8} {m['ram_bytes']:>8} {m['flash_bytes']:>8} "
+            f"{m['instructions_per_inference'] or 0:>11} {m['bit_exact']!s:>5}{extra}",
+            flush=True,
+        )
+
+    print(
+        f"{r['model']}: static plan {r['plan_arena_bytes']} B, "
+        f"host TFLM arena {r['tflm_host_arena_bytes']} B",
+        flush=True,
+    )
+    line("  c", r["c"])
+    for label, m in r.get("tflm", {}).items():
+        q = r["ratios_c_over_tflm"].get(label, {})
+        extra = (
+            "  c/" + label + ": " + "  ".join(f"{k.split('_')[0]} {v:.3f}" for k, v in q.items()) if q else ""
+        )
+        line(f"  tflm:{label}", m, extra)
 
 
 def main() -> int:
@@ -91,51 +164,47 @@ def main() -> int:
         "--models", nargs="+", default=["digits", "ds_cnn", "mobilenet_vww", "resnet8", "fc_autoencoder"]
     )
     ap.add_argument("--vectors", type=int, default=8)
+    ap.add_argument(
+        "--tflm",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="a TFLM tree (create_tflm_tree.py export) to compare against; repeat for several",
+    )
+    ap.add_argument("--workdir", type=Path, help="keep projects and builds here (default: a temp dir)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    tflm_root = os.environ.get("MCUDEPLOY_TFLM_ROOT")
+    trees = parse_tflm_trees(args.tflm)
     results: list[dict[str, Any]] = []
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
+        work = args.workdir.resolve() if args.workdir else Path(tmp)
+        print(f"{'':16} {'arena':>8} {'used':>8} {'RAM':>8} {'flash':>8} {'instr/inf':>11} exact", flush=True)
         for name in args.models:
             model = load_model(name)
             t = model.inputs[0]
             x = np.random.default_rng(0).integers(-128, 128, (args.vectors, *t.shape[1:]), dtype=np.int8)
+            host = run_tflm(model, x).astype(np.int8)
             row: dict[str, Any] = {
                 "model": name,
                 "plan_arena_bytes": build_c_runtime(model).arena_bytes,
                 "tflm_host_arena_bytes": measure_arena(model),
-                "c": measure(model, "c", x, Path(tmp) / name, None),
+                "c": safe_measure(model, "c", x, host, work / name / "c", None),
+                "tflm": {},
+                "ratios_c_over_tflm": {},
             }
-            if tflm_root:
-                row["tflm"] = measure(model, "tflm", x, Path(tmp) / name, tflm_root)
-                row["ratios_c_over_tflm"] = {
-                    k: round(row["c"][k] / row["tflm"][k], 3)
-                    for k in ("ram_bytes", "flash_bytes", "instructions_per_inference")
-                    if row["c"][k] and row["tflm"][k]
-                }
-            ok &= all(row[r]["exit_code"] == 0 and row[r]["bit_exact"] for r in ("c", "tflm") if r in row)
+            for label, root in trees.items():
+                m = safe_measure(model, "tflm", x, host, work / name / f"tflm-{label}", root)
+                row["tflm"][label] = m
+                if "error" not in m and "error" not in row["c"]:
+                    row["ratios_c_over_tflm"][label] = ratios(row["c"], m)
+            ok &= all(m["exit_code"] == 0 and m["bit_exact"] for m in (row["c"], *row["tflm"].values()))
             results.append(row)
-
-    hdr = f"{'model':16} {'plan':>8} {'tflm-host':>9} {'RAM':>8} {'flash':>8} {'instr/inf':>11} exact"
-    print(hdr)
-    for r in results:
-        c = r["c"]
-        print(
-            f"{r['model']:16} {r['plan_arena_bytes']:>8} {r['tflm_host_arena_bytes']:>9} {c['ram_bytes']:>8} "
-            f"{c['flash_bytes']:>8} {c['instructions_per_inference'] or 0:>11} {c['bit_exact']}"
-        )
-        if "tflm" in r:
-            t = r["tflm"]
-            print(
-                f"{'  tflm':16} {'':>18} {t['ram_bytes']:>8} {t['flash_bytes']:>8} "
-                f"{t['instructions_per_inference'] or 0:>11} {t['bit_exact']} c/tflm "
-                f"{r['ratios_c_over_tflm']}"
-            )
-    if not tflm_root:
-        print("(set MCUDEPLOY_TFLM_ROOT to a TFLM tree to add the tflm runtime side by side)")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+            print_row(row)
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    if not trees:
+        print("(pass --tflm LABEL=DIR, or set MCUDEPLOY_TFLM_ROOT, to add the tflm runtime side by side)")
     return 0 if ok else 1
 
 

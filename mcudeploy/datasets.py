@@ -173,6 +173,12 @@ def _keys(arrays: Any) -> str:
 def _open_npz(p: Path) -> Any:
     if not p.exists():
         raise DatasetError(f"{p}: no such file")
+    with open(p, "rb") as f:
+        magic = f.read(6)
+    if magic[:4] != b"PK\x03\x04" and magic != b"\x93NUMPY":  # np.load would try to unpickle it
+        raise DatasetError(
+            f"{p}: not a NumPy .npz/.npy file", hint="save arrays with numpy.savez(path, x=..., y=...)"
+        )
     try:
         return np.load(p, allow_pickle=False)
     except ValueError as e:

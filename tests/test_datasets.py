@@ -131,3 +131,10 @@ def test_load_labelled(digits_test_npz: Path, digits_split, tmp_path: Path) -> N
         load_labelled(tmp_path / "short.npz")
     np.savez(tmp_path / "onehot.npz", x=x, y=np.eye(10)[y])
     assert np.array_equal(load_labelled(tmp_path / "onehot.npz")[1], y)
+
+
+def test_a_non_numpy_file_is_named_not_unpickled(tmp_path):
+    bogus = tmp_path / "model.tflite"
+    bogus.write_bytes(b"\x18\x00\x00\x00TFL3" + bytes(64))
+    with pytest.raises(DatasetError, match=r"model\.tflite: not a NumPy \.npz/\.npy file"):
+        load_labelled(bogus)

@@ -19,7 +19,8 @@ from ..errors import ExitCode, MCUDeployError
 
 EPILOG = """\b
 Exit codes: 0 ok · 1 a gate failed · 2 bad input · 3 missing tool · 4 target/link failure.
-Start with `mcudeploy demo`, or see `mcudeploy COMMAND --help`."""
+Start with `mcudeploy demo` (train → int8 → ladder) or `mcudeploy deploy -c examples/mcudeploy.toml`
+(the whole flow, as `make demo` runs it); see `mcudeploy COMMAND --help`."""
 
 
 class _Group(click.Group):
