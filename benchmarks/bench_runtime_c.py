@@ -132,30 +132,23 @@ def ratios(c: dict[str, Any], t: dict[str, Any]) -> dict[str, float]:
     return {k: round(c[k] / t[k], 3) for k in COMPARED if c.get(k) and t.get(k)}
 
 
-def print_row(r: dict[str, Any]) -> None:
-    def line(label: str, m: dict[str, Any], extra: str = "") -> None:
-        if "error" in m:
-            print(f"{label:16} ERROR {m['error'].splitlines()[0][:160]}", flush=True)
-            return
-        used = m["arena_used_bytes"] if m["arena_used_bytes"] is not None else "?"
-        print(
-            f"{label:16} {m['arena_bytes']:>8} {used:>8} {m['ram_bytes']:>8} {m['flash_bytes']:>8} "
-            f"{m['instructions_per_inference'] or 0:>11} {m['bit_exact']!s:>5}{extra}",
-            flush=True,
-        )
-
+def print_line(label: str, m: dict[str, Any], q: dict[str, float] | None = None) -> None:
+    if "error" in m:
+        print(f"  {label:14} ERROR {m['error'].splitlines()[0][:160]}", flush=True)
+        return
+    used = m["arena_used_bytes"] if m["arena_used_bytes"] is not None else "?"
+    extra = ("  c/tflm: " + "  ".join(f"{k.split('_')[0]} {v:.3f}" for k, v in q.items())) if q else ""
     print(
-        f"{r['model']}: static plan {r['plan_arena_bytes']} B, "
-        f"host TFLM arena {r['tflm_host_arena_bytes']} B",
+        f"  {label:14} {m['arena_bytes']:>8} {used:>8} {m['ram_bytes']:>8} {m['flash_bytes']:>8} "
+        f"{m['instructions_per_inference'] or 0:>11} {m['bit_exact']!s:>5}{extra}",
         flush=True,
     )
-    line("  c", r["c"])
-    for label, m in r.get("tflm", {}).items():
-        q = r["ratios_c_over_tflm"].get(label, {})
-        extra = (
-            "  c/" + label + ": " + "  ".join(f"{k.split('_')[0]} {v:.3f}" for k, v in q.items()) if q else ""
-        )
-        line(f"  tflm:{label}", m, extra)
+
+
+def save(path: Path | None, results: list[dict[str, Any]]) -> None:
+    """Rewrite the JSON after every runtime, so a long TFLM build that is stopped loses nothing before it."""
+    if path:
+        path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
 
 
 def main() -> int:
@@ -179,7 +172,9 @@ def main() -> int:
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir.resolve() if args.workdir else Path(tmp)
-        print(f"{'':16} {'arena':>8} {'used':>8} {'RAM':>8} {'flash':>8} {'instr/inf':>11} exact", flush=True)
+        print(
+            f"  {'':14} {'arena':>8} {'used':>8} {'RAM':>8} {'flash':>8} {'instr/inf':>11} exact", flush=True
+        )
         for name in args.models:
             model = load_model(name)
             t = model.inputs[0]
@@ -189,20 +184,26 @@ def main() -> int:
                 "model": name,
                 "plan_arena_bytes": build_c_runtime(model).arena_bytes,
                 "tflm_host_arena_bytes": measure_arena(model),
-                "c": safe_measure(model, "c", x, host, work / name / "c", None),
                 "tflm": {},
                 "ratios_c_over_tflm": {},
             }
+            results.append(row)
+            print(
+                f"{name}: static plan {row['plan_arena_bytes']} B, "
+                f"host TFLM arena {row['tflm_host_arena_bytes']} B",
+                flush=True,
+            )
+            row["c"] = safe_measure(model, "c", x, host, work / name / "c", None)
+            print_line("c", row["c"])
+            save(args.json, results)
             for label, root in trees.items():
                 m = safe_measure(model, "tflm", x, host, work / name / f"tflm-{label}", root)
                 row["tflm"][label] = m
                 if "error" not in m and "error" not in row["c"]:
                     row["ratios_c_over_tflm"][label] = ratios(row["c"], m)
+                print_line(f"tflm:{label}", m, row["ratios_c_over_tflm"].get(label))
+                save(args.json, results)
             ok &= all(m["exit_code"] == 0 and m["bit_exact"] for m in (row["c"], *row["tflm"].values()))
-            results.append(row)
-            print_row(row)
-            if args.json:
-                args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     if not trees:
         print("(pass --tflm LABEL=DIR, or set MCUDEPLOY_TFLM_ROOT, to add the tflm runtime side by side)")
     return 0 if ok else 1
