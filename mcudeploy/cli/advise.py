@@ -8,19 +8,13 @@ from typing import Any
 
 import click
 
+from ._training import training_options
+
 _DEFAULT_RECIPES = "ptq,qat,prune,prune-cluster,pcqat"  # mirrors mcudeploy.advise.DEFAULT_RECIPES
 
 
 @click.command("advise")
-@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
-@click.option(
-    "-d", "--data", required=True, type=click.Path(path_type=Path), help="Training data: .npz with x and y."
-)
-@click.option(
-    "--val",
-    type=click.Path(path_type=Path),
-    help="Labelled data (.npz with x and y) for accuracy (default: the training data).",
-)
+@training_options("Labelled data (.npz with x and y) for accuracy (default: the training data).")
 @click.option(
     "--recipes",
     default=_DEFAULT_RECIPES,
@@ -36,10 +30,6 @@ _DEFAULT_RECIPES = "ptq,qat,prune,prune-cluster,pcqat"  # mirrors mcudeploy.advi
 )
 @click.option("--sparsity", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="[0.5]")
 @click.option("--clusters", type=click.IntRange(2, 256), help="[16]")
-@click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True, help="Epochs per stage.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--csv", "csv_out", type=click.Path(path_type=Path), help="Write the table as CSV.")
 @click.option(
     "--json", "json_out", type=click.Path(path_type=Path), help="Write the rows as JSON ('-' = stdout)."

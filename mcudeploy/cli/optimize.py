@@ -8,21 +8,15 @@ from typing import Any
 
 import click
 
+from ._training import training_options
+
 # Mirrors mcudeploy.optimize (kept literal so --help does not import TensorFlow).
 _RECIPES = ("qat", "prune", "cluster", "prune-cluster", "pqat", "cqat", "pcqat")
 _INITS = ("kmeans++", "linear", "density", "random")
 
 
 @click.command("optimize")
-@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
-@click.option(
-    "-d", "--data", required=True, type=click.Path(path_type=Path), help="Training data: .npz with x and y."
-)
-@click.option(
-    "--val",
-    type=click.Path(path_type=Path),
-    help="Labelled data (.npz with x and y) for accuracy before/after (default: the training data).",
-)
+@training_options("Labelled data (.npz with x and y) for accuracy before/after (default: the training data).")
 @click.option(
     "-r",
     "--recipe",
@@ -42,12 +36,6 @@ _INITS = ("kmeans++", "linear", "density", "random")
     "--centroid-init", type=click.Choice(_INITS), help="Cluster centroid initialization [kmeans++]."
 )
 @click.option("--per-channel", is_flag=True, default=None, help="Cluster each output channel separately.")
-@click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True, help="Epochs per stage.")
-@click.option(
-    "--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam LR."
-)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Batch size.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed (same inputs → same model).")
 @click.option(
     "--vela",
     "vela_targets",
