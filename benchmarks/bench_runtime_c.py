@@ -11,15 +11,16 @@ test-vector firmware with the `c` runtime, build it with arm-none-eabi-gcc, run 
           embedded test vectors,
   instructions per inference (median over the vectors; outputs must match host TFLM).
 The static memory plan's peak is listed next to host TFLM's measured arena; the arena the firmware
-reports using at run time is listed too (RAM counts the .mcd_arena section as linked).
+reports using at run time is listed too: RAM counts the .mcd_arena section as linked, ram_used (in the
+JSON and the c/tflm ratios) that used arena instead.
 
 TFLite Micro side by side: each `--tflm LABEL=DIR` (repeatable; a bare DIR is labelled `tflm`) builds
 the same test-vector firmware with the `tflm` runtime against that create_tflm_tree.py export, e.g. one
 exported with reference kernels and one with OPTIMIZED_KERNEL_DIR=cmsis_nn, and prints the ratios
 c/tflm for each. Without --tflm, MCUDEPLOY_TFLM_ROOT (if set) is the one unlabelled tree. The build
 needs third_party/cmsis_nn/Include in every tree; a reference-kernel export lacks it, so copy just the
-headers in (no CMSIS-NN sources are then compiled). TFLM library builds take minutes: --workdir keeps
-the build directories so a rerun reuses them.
+headers in (no CMSIS-NN sources are then compiled). TFLM library builds take minutes: with --workdir
+the build directories are kept, so a rerun only rebuilds what changed.
 Exits 1 if any run fails or an output differs from host TFLM.
 """
 
@@ -54,7 +55,14 @@ TV_BEGIN = re.compile(r"^MCD-TV-BEGIN .*\barena=(\d+)", re.MULTILINE)
 TV_LINE = re.compile(r"^MCD-TV (\d+) (ok|MISMATCH) t=(\d+) npu=(\d+) out=([0-9a-f]*)\r?$", re.MULTILINE)
 FLASH = (".text", ".ARM.exidx", ".ARM.extab", ".data", ".mcd_model", ".vectors")
 RAM = (".data", ".bss", ".mcd_arena")
-COMPARED = ("ram_bytes", "flash_bytes", "instructions_per_inference")
+# ratio keys -> short names in the table; ram_used counts the arena the firmware reports using instead
+# of the .mcd_arena section (which codegen sizes with headroom, e.g. for CMSIS-NN scratch buffers)
+COMPARED = {
+    "ram_bytes": "ram",
+    "ram_used_bytes": "ram_used",
+    "flash_bytes": "flash",
+    "instructions_per_inference": "instr",
+}
 
 
 def load_model(name: str) -> Model:
@@ -90,7 +98,9 @@ def measure(
 ) -> dict[str, Any]:
     board = get_board(BOARD)
     proj = codegen.generate(model, board, proj_dir, runtime=runtime, inputs=x, target="qemu")
-    fw = build_mod.build(proj.path, tflm_root=tflm_root) if runtime == "tflm" else build_mod.build(proj.path)
+    # beside the project, not in it: generate() replaces the project whole, the build dir survives
+    build_dir = proj_dir.with_name(proj_dir.name + ".build")
+    fw = build_mod.build(proj.path, build_dir=build_dir, tflm_root=tflm_root if runtime == "tflm" else None)
     with QemuSimulator(board).start(fw.elf, timeout=600.0) as running:
         uart = running.read_uart().decode("ascii", "replace")
         code = running.wait()
@@ -109,6 +119,9 @@ def measure(
         "arena_bytes": s.get(".mcd_arena", 0),
         "arena_used_bytes": int(begin.group(1)) if begin else None,
         "ram_bytes": sum(s.get(k, 0) for k in RAM),
+        "ram_used_bytes": int(begin.group(1)) + sum(s.get(k, 0) for k in RAM if k != ".mcd_arena")
+        if begin
+        else None,
         "flash_bytes": sum(s.get(k, 0) for k in FLASH) - vectors,
         "test_vector_bytes": vectors,
         "sections": dict(sorted(s.items())),
@@ -137,7 +150,7 @@ def print_line(label: str, m: dict[str, Any], q: dict[str, float] | None = None)
         print(f"  {label:14} ERROR {m['error'].splitlines()[0][:160]}", flush=True)
         return
     used = m["arena_used_bytes"] if m["arena_used_bytes"] is not None else "?"
-    extra = ("  c/tflm: " + "  ".join(f"{k.split('_')[0]} {v:.3f}" for k, v in q.items())) if q else ""
+    extra = ("  c/tflm: " + "  ".join(f"{COMPARED[k]} {v:.3f}" for k, v in q.items())) if q else ""
     print(
         f"  {label:14} {m['arena_bytes']:>8} {used:>8} {m['ram_bytes']:>8} {m['flash_bytes']:>8} "
         f"{m['instructions_per_inference'] or 0:>11} {m['bit_exact']!s:>5}{extra}",
