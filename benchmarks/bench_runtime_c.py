@@ -17,10 +17,9 @@ JSON and the c/tflm ratios) that used arena instead.
 TFLite Micro side by side: each `--tflm LABEL=DIR` (repeatable; a bare DIR is labelled `tflm`) builds
 the same test-vector firmware with the `tflm` runtime against that create_tflm_tree.py export, e.g. one
 exported with reference kernels and one with OPTIMIZED_KERNEL_DIR=cmsis_nn, and prints the ratios
-c/tflm for each. Without --tflm, MCUDEPLOY_TFLM_ROOT (if set) is the one unlabelled tree. The build
-needs third_party/cmsis_nn/Include in every tree; a reference-kernel export lacks it, so copy just the
-headers in (no CMSIS-NN sources are then compiled). TFLM library builds take minutes: with --workdir
-the build directories are kept, so a rerun only rebuilds what changed.
+c/tflm for each. Without --tflm, MCUDEPLOY_TFLM_ROOT (if set) is the one unlabelled tree. The kernels
+each tree carries (cmsis-nn or reference) are detected and printed. TFLM library builds take minutes:
+with --workdir the build directories are kept, so a rerun only rebuilds what changed.
 Exits 1 if any run fails or an output differs from host TFLM.
 """
 
@@ -113,6 +112,7 @@ def measure(
     return {
         "runtime": runtime,
         "tflm_root": tflm_root,
+        "kernels": fw.kernels,
         "exit_code": code,
         "bit_exact": len(rows) == len(x) and device.tobytes() == host.reshape(device.shape).tobytes(),
         "instructions_per_inference": int(statistics.median(int(r[2]) for r in rows)) if rows else None,
@@ -215,6 +215,8 @@ def main() -> int:
                 if "error" not in m and "error" not in row["c"]:
                     row["ratios_c_over_tflm"][label] = ratios(row["c"], m)
                 print_line(f"tflm:{label}", m, row["ratios_c_over_tflm"].get(label))
+                if m.get("kernels"):
+                    print(f"  {'':14} (tree {root}: {m['kernels']} kernels)", flush=True)
                 save(args.json, results)
             ok &= all(m["exit_code"] == 0 and m["bit_exact"] for m in (row["c"], *row["tflm"].values()))
     if not trees:

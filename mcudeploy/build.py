@@ -25,20 +25,21 @@ TOOLCHAIN_HINT = (
     "(or run `make setup`), or put Arm GNU Toolchain's bin/ on PATH"
 )
 TFLM_ENV = "MCUDEPLOY_TFLM_ROOT"
-# Files a create_tflm_tree.py export must hold (with CMSIS-NN); the NPU build also needs the driver.
+# Files a create_tflm_tree.py export must hold; the NPU build also needs the driver. CMSIS-NN is
+# optional: an export without it carries TFLM's reference kernels (see tflm_kernels).
 TFLM_REQUIRED = (
     "tensorflow/lite/micro/micro_interpreter.h",
     "tensorflow/lite/micro/micro_mutable_op_resolver.h",
     "tensorflow/lite/schema/schema_generated.h",
     "third_party/flatbuffers/include/flatbuffers/flatbuffers.h",
-    "third_party/cmsis_nn/Include/arm_nnfunctions.h",
 )
+TFLM_CMSIS_NN_MARKER = "third_party/cmsis_nn/Include/arm_nnfunctions.h"
 TFLM_NPU_REQUIRED = ("third_party/ethos_u_core_driver/include/ethosu_driver.h",)
 TFLM_HINT = (
     f"pass --tflm-root DIR or set {TFLM_ENV} to a tree exported by tflite-micro's "
     "tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py "
     '--makefile_options="TARGET=cortex_m_generic OPTIMIZED_KERNEL_DIR=cmsis_nn TARGET_ARCH=cortex-m55" DIR'
-    " (add CO_PROCESSOR=ethos_u for NPU boards)"
+    " (add CO_PROCESSOR=ethos_u for NPU boards; without OPTIMIZED_KERNEL_DIR it exports reference kernels)"
 )
 
 
@@ -63,6 +64,7 @@ class Firmware:
     addresses: dict[str, int]  # allocated ELF sections -> load (run) address
     runtime: str
     board: str
+    kernels: str | None = None  # tflm runtime: "cmsis-nn" or "reference", from the tree it was built against
 
     @property
     def text_bytes(self) -> int:
@@ -76,6 +78,7 @@ class Firmware:
             "map": self.map.name,
             "runtime": self.runtime,
             "board": self.board,
+            **({"kernels": self.kernels} if self.kernels else {}),
             "sections": dict(sorted(self.sections.items())),
             "addresses": {k: f"0x{v:08x}" for k, v in sorted(self.addresses.items())},
         }
@@ -128,6 +131,11 @@ def find_tflm_root(explicit: str | os.PathLike[str] | None, *, npu: bool = False
     return root.resolve()
 
 
+def tflm_kernels(root: Path) -> str:
+    """Which kernels a TFLM export carries: ``cmsis-nn`` when CMSIS-NN replaced the reference ones."""
+    return "cmsis-nn" if (root / TFLM_CMSIS_NN_MARKER).is_file() else "reference"
+
+
 def _run(cmd: list[str], log: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     log.append("$ " + " ".join(cmd))
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
@@ -173,9 +181,12 @@ def build(
     manifest = load_project(project)
     tools = find_toolchain()
     defines = [f"-DARM_TOOLCHAIN_ROOT={tools.bin_dir}"]
+    kernels = None
     if manifest.get("needs_tflm"):
         npu = "ethos-u" in manifest.get("model", {}).get("ops", [])
-        defines.append(f"-DTFLM_ROOT={find_tflm_root(tflm_root, npu=npu)}")
+        root = find_tflm_root(tflm_root, npu=npu)
+        kernels = tflm_kernels(root)
+        defines.append(f"-DTFLM_ROOT={root}")
     out = Path(build_dir).resolve() if build_dir else project / "build"
     out.mkdir(parents=True, exist_ok=True)
     log: list[str] = []
@@ -218,4 +229,5 @@ def build(
         addresses={name: addr for name, (addr, _) in sections.items()},
         runtime=str(manifest.get("runtime")),
         board=str(manifest.get("board")),
+        kernels=kernels,
     )

@@ -522,7 +522,7 @@ def _render_tflm(ctx: GenContext) -> RuntimeParts:
 register_runtime(
     Runtime(
         name="tflm",
-        summary="TensorFlow Lite Micro interpreter with CMSIS-NN (and the Ethos-U op on NPU boards)",
+        summary="TensorFlow Lite Micro, CMSIS-NN or reference kernels (and the Ethos-U op on NPU boards)",
         needs_tflm=True,
         code_bytes=TFLM_CODE_BYTES,
         render=_render_tflm,

@@ -73,7 +73,8 @@ def test_tflm_build_without_tree_says_how(digits_int8, tmp_path: Path, monkeypat
     (tree / "tensorflow/lite/micro/micro_interpreter.h").write_text("")
     with pytest.raises(ToolMissingError, match="incomplete") as exc:
         build_mod.build(p.path, tflm_root=tree)
-    assert "micro_mutable_op_resolver.h" in exc.value.message and "arm_nnfunctions.h" in exc.value.message
+    assert "micro_mutable_op_resolver.h" in exc.value.message and "flatbuffers.h" in exc.value.message
+    assert "arm_nnfunctions.h" not in exc.value.message  # CMSIS-NN is optional: reference kernels otherwise
     assert "micro_interpreter.h" not in exc.value.message.split("missing", 1)[1]
     assert cli_run("build", p.path, "--tflm-root", tree) == 3
 
@@ -194,10 +195,23 @@ def test_tflm_project_builds_and_runs_on_qemu(digits_int8, digits_inputs, tmp_pa
     p = codegen.generate(
         digits_int8, get_board(QEMU), tmp_path / "tflm", runtime="tflm", inputs=digits_inputs
     )
-    fw = build_mod.build(p.path, tflm_root=os.environ["MCUDEPLOY_TFLM_ROOT"], jobs=os.cpu_count())
+    tree = Path(os.environ["MCUDEPLOY_TFLM_ROOT"])
+    fw = build_mod.build(p.path, tflm_root=tree, jobs=os.cpu_count())
+    # the kernels CMake compiled are the ones the export carries (CMSIS-NN or reference)
+    assert fw.kernels == build_mod.tflm_kernels(tree)
+    log = (p.path / "build" / "mcudeploy-build.log").read_text()
+    assert f"MCUDEPLOY: TFLite Micro kernels: {fw.kernels}" in log
     code, uart = _run(fw.elf, timeout=120)
     assert code == 0, uart
     assert "runtime=tflm" in uart and "MCD-TV-END pass=12 fail=0" in uart
+
+
+def test_tflm_kernels_follow_the_export(tmp_path: Path) -> None:
+    assert build_mod.tflm_kernels(tmp_path) == "reference"
+    marker = tmp_path / build_mod.TFLM_CMSIS_NN_MARKER
+    marker.parent.mkdir(parents=True)
+    marker.write_text("")
+    assert build_mod.tflm_kernels(tmp_path) == "cmsis-nn"
 
 
 @pytest.mark.qemu

@@ -36,6 +36,7 @@ def command(
             click.echo(text, nl=False)
             return
         write_text_atomic(json_out, text)
-    console.print(f"built {fw.elf} ({fw.runtime} runtime, board {fw.board}); map: {fw.map}", markup=False)
+    runtime = f"{fw.runtime} runtime, {fw.kernels} kernels" if fw.kernels else f"{fw.runtime} runtime"
+    console.print(f"built {fw.elf} ({runtime}, board {fw.board}); map: {fw.map}", markup=False)
     for name, size in sorted(fw.sections.items()):
         console.print(f"  {name:<12} {size:>10,} B", markup=False)
