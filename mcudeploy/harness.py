@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -25,6 +25,8 @@ from .errors import DeviceMismatchError, InputError, LinkError, TargetError
 from .targets.transport import Transport
 
 SHA_PREFIX_MIN = 16  # hex digits of the model hash that must match
+LOG_TAIL = 400  # bytes of device log text kept to explain a missing HELLO
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class DeviceLink:
         self.hello: P.Hello | None = None
         self.stats = LinkStats()
         self._log = log
+        self._log_tail = b""  # the decoder's log is taken on every poll: keep its end for error hints
         self._events: deque[P.Frame | P.Corrupt] = deque()
         self._seq = 0
         self._rtt = 0.0
@@ -110,8 +113,10 @@ class DeviceLink:
             self._last_rx = time.monotonic()
             self._events.extend(self.decoder.feed(data))
             text = self.decoder.take_log()
-            if text and self._log is not None:
-                self._log(text)
+            if text:
+                self._log_tail = (self._log_tail + text)[-LOG_TAIL:]
+                if self._log is not None:
+                    self._log(text)
 
     def _next_event(self, deadline: float) -> P.Frame | P.Corrupt | None:
         while not self._events:
@@ -146,7 +151,7 @@ class DeviceLink:
                     b"\0" * self.policy.resync_pad + P.encode_frame(P.MsgType.GET_HELLO, self._next_seq())
                 )
                 next_ask = time.monotonic() + 0.25
-        log = bytes(self.decoder.log)[-400:]
+        log = (self._log_tail + bytes(self.decoder.log))[-LOG_TAIL:]
         raise LinkError(
             f"{self.transport.url}: no HELLO from the device within {limit:.0f} s",
             hint=f"is the firmware built in protocol mode? last bytes received: {log!r}"
@@ -227,17 +232,19 @@ class DeviceLink:
 
     def infer(self, input_bytes: bytes) -> P.InferResult:
         f = self.request(P.MsgType.INFER, input_bytes, P.MsgType.INFER_RESULT)
-        try:
-            return P.InferResult.decode(f.payload)
-        except ValueError as e:
-            raise RequestFailed(str(e)) from None
+        return _decode_reply(P.InferResult.decode, f)
 
     def bench(self, runs: int, input_bytes: bytes = b"") -> P.BenchResult:
         f = self.request(P.MsgType.BENCH, P.bench_request(runs, input_bytes), P.MsgType.BENCH_RESULT)
-        try:
-            return P.BenchResult.decode(f.payload)
-        except ValueError as e:
-            raise RequestFailed(str(e)) from None
+        return _decode_reply(P.BenchResult.decode, f)
+
+
+def _decode_reply(decode: Callable[[bytes], _T], frame: P.Frame) -> _T:
+    """A reply's payload parsed; a malformed one fails the request like any other bad reply."""
+    try:
+        return decode(frame.payload)
+    except ValueError as e:
+        raise RequestFailed(str(e)) from None
 
 
 # -- checking the device ----------------------------------------------------------------------------
@@ -373,7 +380,7 @@ def run_samples(
         link.wait_hello()
     hello = link.handshake()
     check_hello(hello, exp, link.transport.url)
-    results.append({"kind": "hello", **link.hello.to_dict()})
+    results.append({"kind": "hello", **hello.to_dict()})
     done = results.done()
     todo = [i for i in range(len(inputs)) if i not in done]
     it: Iterable[int] = progress(todo, len(todo)) if progress else todo

@@ -197,14 +197,16 @@ class FaultProxy:
             self._client = None
 
     def _loop(self) -> None:
+        sel = selectors.DefaultSelector()
         try:
-            self._pump()
+            self._pump(sel)
         except BaseException as e:  # surfaced to the user through .error
             self.error = e
+        finally:
+            sel.close()
 
-    def _pump(self) -> None:
+    def _pump(self, sel: selectors.BaseSelector) -> None:
         f = self.faults
-        sel = selectors.DefaultSelector()
         sel.register(self._srv, selectors.EVENT_READ, "accept")
         while not self._stop.is_set():
             with self._lock:
@@ -272,7 +274,6 @@ class FaultProxy:
                         and self._to_host_bytes >= f.cut_after_bytes
                     ):
                         self.cut()
-        sel.close()
 
     def _forward(self, dst: socket.socket, data: bytes, *, to_host: bool) -> None:
         f = self.faults

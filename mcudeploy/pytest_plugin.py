@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -79,7 +79,7 @@ def mcu_options(pytestconfig: pytest.Config) -> MCUOptions:
     return o
 
 
-def _usage(message: str) -> None:
+def _usage(message: str) -> NoReturn:
     raise pytest.UsageError(f"mcudeploy: {message}")
 
 
@@ -90,7 +90,6 @@ def mcu_model(mcu_options: MCUOptions) -> Any:
 
     if mcu_options.model is None:
         _usage("--mcu-model is required: the device's HELLO is checked against the model it should run")
-    assert mcu_options.model is not None
     return read_tflite(mcu_options.model)
 
 
@@ -103,7 +102,6 @@ def mcu_firmware(mcu_options: MCUOptions, tmp_path_factory: pytest.TempPathFacto
         _usage("without --mcu-port, pass --mcu-firmware (an ELF) or --mcu-project to run on the simulator")
     from .build import build
 
-    assert mcu_options.project is not None
     return build(mcu_options.project, build_dir=tmp_path_factory.mktemp("mcu-build")).elf
 
 
@@ -135,12 +133,10 @@ def _start_simulator(o: MCUOptions, request: pytest.FixtureRequest) -> Iterator[
 
     if not o.board:
         _usage("without --mcu-port, --mcu-board names the board whose simulator runs the firmware")
-    assert o.board is not None
     board = get_board(o.board)
     name = next((s for s in ("qemu", "fvp") if s in board.simulator), None)
     if name is None:
         _usage(f"board '{board.name}' has no simulator: pass --mcu-port for the flashed board")
-    assert name is not None
     elf = request.getfixturevalue("mcu_firmware")
     with get_simulator(name)(board).start(elf, timeout=o.timeout) as running:
         yield running

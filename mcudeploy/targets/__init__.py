@@ -6,14 +6,8 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
+from . import fvp, qemu  # noqa: F401 - importing registers them
 from .simulator import SIMULATORS, RunningSimulator, Simulator, register_simulator
-
-for _name in ("qemu", "fvp"):  # fvp.py belongs to the harness side and may not be present yet
-    if importlib.util.find_spec(f"{__name__}.{_name}") is not None:
-        importlib.import_module(f"{__name__}.{_name}")
 
 
 def get_simulator(name: str) -> type[Simulator]:

@@ -12,6 +12,7 @@ Each flasher builds its command (pure, testable) separately from running it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import subprocess
@@ -173,8 +174,6 @@ class CopyFlasher(Flasher):
         with open(image, "rb") as src, open(dest, "wb") as dst:
             shutil.copyfileobj(src, dst)
             dst.flush()
-            import os
-
             os.fsync(dst.fileno())
         time.sleep(float(self.config.get("settle_s", 0.0)))  # DAPLink re-mounts after programming
         fail = drive / "FAIL.TXT"

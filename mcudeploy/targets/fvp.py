@@ -63,12 +63,8 @@ class FvpSimulator(Simulator):
             )
         return m
 
-    def find_executable(self) -> str:
-        if not self._executable:
-            import os
-
-            self._executable = os.environ.get(self.env_var or "") or self.model
-        return super().find_executable()
+    def default_executable(self) -> str:
+        return self.model
 
     def params(self, uart_port: int) -> list[tuple[str, str]]:
         """The ``-C name=value`` parameters, in a fixed order."""
@@ -92,7 +88,7 @@ class FvpSimulator(Simulator):
         return p
 
     def command(self, elf: Path, uart_port: int) -> list[str]:
-        cmd = [self._executable or self.model]
+        cmd = [self.program()]
         for k, v in self.params(uart_port):
             cmd += ["-C", f"{k}={v}"]
         if self.timelimit_s is not None:

@@ -60,16 +60,6 @@ class LabgridPlace:
     flash_resource: str | None
     target: Any = None  # the labgrid Target holding the resources
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "place": self.name,
-            "url": self.url,
-            "baudrate": self.baudrate,
-            "serial_resource": self.serial_resource,
-            "flasher": self.flasher,
-            "flash_resource": self.flash_resource,
-        }
-
 
 def serial_url(resource: Any) -> tuple[str, int]:
     """(pyserial URL, baud rate) of a labgrid serial resource."""
@@ -164,13 +154,8 @@ def open_place(name: str, *, coordinator: str | None = None) -> LabgridPlace:
         with _coordinator(coordinator):
             RemotePlace(target, name=name)  # the manager asks the coordinator for the place's resources
             target.update_resources()
-    except ConnectionRefusedError:
-        raise LinkError(
-            f"cannot reach the labgrid coordinator at {where}",
-            hint="set LG_COORDINATOR (or pass the coordinator address)",
-        ) from None
     except Exception as e:  # labgrid raises its own zoo (unknown place, not acquired, gRPC errors)
-        if "connect to coordinator" in str(e):
+        if isinstance(e, ConnectionRefusedError) or "connect to coordinator" in str(e):
             raise LinkError(
                 f"cannot reach the labgrid coordinator at {where}", hint=COORDINATOR_HINT
             ) from None

@@ -37,7 +37,7 @@ class QemuSimulator(Simulator):
 
     def command(self, elf: Path, uart_port: int) -> list[str]:
         return [
-            self._executable or self.executable,
+            self.program(),
             "-M", self.machine,
             "-nographic",
             "-monitor", "none",

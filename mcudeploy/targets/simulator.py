@@ -74,8 +74,17 @@ class Simulator(ABC):
         self._executable = executable
         self.extra_args = tuple(extra_args)
 
+    def default_executable(self) -> str:
+        """The program run when neither ``executable=`` nor ``env_var`` names one."""
+        return self.executable
+
+    def program(self) -> str:
+        """``command()``'s first word: what ``start()`` found, else ``executable=`` or the default."""
+        return self._executable or self.default_executable()
+
     def find_executable(self) -> str:
-        name = self._executable or (os.environ.get(self.env_var) if self.env_var else None) or self.executable
+        name = self._executable or (os.environ.get(self.env_var) if self.env_var else None)
+        name = name or self.default_executable()
         found = shutil.which(name)
         if found is None:
             raise ToolMissingError(f"simulator '{name}' not found on PATH", hint=self.install_hint)
@@ -91,20 +100,22 @@ class Simulator(ABC):
         elf = Path(elf)
         if not elf.is_file():
             raise SimulatorError(f"{elf}: no such firmware image")
-        self.find_executable()
-        running = None
-        for _attempt in range(3):  # a port taken between free_port() and bind is retried
-            running = RunningSimulator(self, elf, free_port(), time.monotonic() + timeout)
-            if running.wait_ready():
-                break
-            running.close()
-        else:
-            assert running is not None
-            raise SimulatorError(f"{self.name} did not start serving its UART\n{running.log_tail()}")
-        try:
+        self._executable = self.find_executable()  # command() runs what was found (env_var included)
+        running: RunningSimulator | None = None
+        try:  # every exit, Ctrl-C while waiting included, kills it: its own session gets no SIGINT
+            for _attempt in range(3):  # a port taken between free_port() and bind is retried
+                if running is not None:
+                    running.close()
+                running = RunningSimulator(self, elf, free_port(), time.monotonic() + timeout)
+                if running.wait_ready():
+                    break
+            else:
+                assert running is not None
+                raise SimulatorError(f"{self.name} did not start serving its UART\n{running.log_tail()}")
             yield running
         finally:
-            running.close()
+            if running is not None:
+                running.close()
 
 
 class RunningSimulator:
@@ -116,25 +127,31 @@ class RunningSimulator:
         self.url = f"socket://127.0.0.1:{port}"
         self.deadline = deadline
         self.command = sim.command(elf, port)
+        self._final_log = b""  # the log once close() has dropped the file
         # Closed in close(), which every start() exit path calls.
         self._logf = tempfile.TemporaryFile(prefix=f"mcudeploy-{sim.name}-")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            self.command,
-            stdin=subprocess.DEVNULL,
-            stdout=self._logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: killed whole, children included
-        )
+        try:
+            self.proc = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=self._logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: killed whole, children included
+            )
+        except BaseException:
+            self._logf.close()
+            raise
+
+    def _log_bytes(self) -> bytes:
+        if self._logf.closed:
+            return self._final_log
+        self._logf.seek(0)
+        return self._logf.read()
 
     @property
     def log(self) -> str:
         """Everything the simulator printed so far (stdout and stderr)."""
-        if self._logf.closed:
-            return self._final_log
-        self._logf.seek(0)
-        return self._logf.read().decode("utf-8", "replace")
-
-    _final_log = ""
+        return self._log_bytes().decode("utf-8", "replace")
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log.splitlines()[-lines:])
@@ -146,7 +163,7 @@ class RunningSimulator:
             if self.proc.poll() is not None:
                 return False
             marker = self.sim.ready_marker
-            if _listening(self.port) or (marker is not None and marker in self.log.encode()):
+            if _listening(self.port) or (marker is not None and marker in self._log_bytes()):
                 return True
             time.sleep(0.02)
         return False
@@ -196,5 +213,5 @@ class RunningSimulator:
     def close(self) -> None:
         self.kill()
         if not self._logf.closed:
-            self._final_log = self.log
+            self._final_log = self._log_bytes()
             self._logf.close()

@@ -19,12 +19,6 @@ try:  # pyserial is a declared dependency; this keeps import errors readable
 except ImportError as _e:  # pragma: no cover
     raise ImportError("pyserial is required: pip install pyserial") from _e
 
-URL_SCHEMES = ("socket://", "rfc2217://", "loop://", "spy://", "alt://", "hwgrep://")
-
-
-def is_url(port: str) -> bool:
-    return port.startswith(URL_SCHEMES)
-
 
 class Transport:
     """A pyserial port with short polled reads, reopen-on-demand and error mapping."""
@@ -35,9 +29,6 @@ class Transport:
         self.open_timeout = open_timeout
         self.poll_timeout = 0.01
         self._port: Any = None
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.reopens = 0
 
     def open(self) -> Transport:
         """Open, retrying until ``open_timeout`` (a simulator's socket may need a moment to listen)."""
@@ -71,7 +62,6 @@ class Transport:
 
     def reopen(self) -> None:
         self.close()
-        self.reopens += 1
         self.open()
 
     def read_some(self) -> bytes:
@@ -93,7 +83,6 @@ class Transport:
                     port.timeout = self.poll_timeout
         except serial.SerialException as e:
             raise LinkError(f"{self.url}: link lost ({e})") from None
-        self.bytes_in += len(data)
         return data
 
     def write(self, data: bytes) -> None:
@@ -104,7 +93,6 @@ class Transport:
             self._port.flush()
         except (serial.SerialException, OSError) as e:
             raise LinkError(f"{self.url}: write failed ({e})") from None
-        self.bytes_out += len(data)
 
     def close(self) -> None:
         if self._port is not None:
