@@ -13,20 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tomllib
 
-from ._io import write_bytes_atomic, write_text_atomic
+from ._io import atomic_directory, write_bytes_atomic, write_text_atomic
 from .errors import ConfigError, GateError, InputError
 from .pipeline import Context, Pipeline, Stage, StageResult
+
+if TYPE_CHECKING:
+    from .model import Model
 
 BUILTIN_DIGITS = "builtin:digits"
 AUTO_RUNTIME = "auto"  # the C runtime, plus TFLM when a TFLM tree is configured
@@ -117,6 +120,10 @@ def _check_value(where: str, value: Any, types: tuple[type, ...]) -> Any:
     return value
 
 
+def _unknown_section(where: str, name: str) -> ConfigError:
+    return ConfigError(f"{where}: unknown section [{name}] (known: {', '.join(sorted(SCHEMA)[1:])})")
+
+
 def parse_override(text: str) -> tuple[str, str, Any]:
     """``section.key=value`` (value in TOML syntax; a bare word is taken as a string)."""
     name, sep, raw = text.partition("=")
@@ -158,9 +165,7 @@ def load_config(
 
     def put(section: str, key: str, value: Any, base: Path, where: str) -> None:
         if section not in SCHEMA:
-            raise ConfigError(
-                f"{where}: unknown section [{section}] (known: {', '.join(sorted(SCHEMA)[1:])})"
-            )
+            raise _unknown_section(where, section)
         spec = SCHEMA[section].get(key)
         name = f"{section}.{key}" if section else key
         if spec is None:
@@ -174,8 +179,7 @@ def load_config(
     for k, v in raw.items():
         if isinstance(v, dict):
             if k not in SCHEMA or not k:
-                known = ", ".join(sorted(SCHEMA)[1:])
-                raise ConfigError(f"{src}: unknown section [{k}] (known: {known})")
+                raise _unknown_section(src, k)
             for kk, vv in v.items():
                 put(k, kk, vv, cfg_dir, src)
         else:
@@ -249,10 +253,11 @@ def _model(ctx: Context) -> StageOut:
     d = ctx.stage_dir("model")
     if o["path"] == BUILTIN_DIGITS:
         from .digits import load_digits_split, save_npz, train_cnn
+        from .optimize import save_keras
 
         split = load_digits_split(seed=o["seed"])
         keras = train_cnn(split, epochs=o["epochs"], seed=o["seed"])
-        keras_path = _save_keras(keras, d / "digits.keras")
+        keras_path = save_keras(keras, d / "digits.keras")
         train = save_npz(d / "train.npz", split.x_train, split.y_train)
         test = save_npz(d / "test.npz", split.x_test, split.y_test)
         summary = {"model": "digits CNN (built in)", "train": len(split.x_train), "test": len(split.x_test)}
@@ -262,19 +267,12 @@ def _model(ctx: Context) -> StageOut:
         raise InputError(f"{src}: no such model file or folder")
     dst = d / src.name
     if src.is_dir():  # a SavedModel folder
-        shutil.rmtree(dst, ignore_errors=True)
-        shutil.copytree(src, dst)
+        with atomic_directory(dst) as stage:
+            shutil.copytree(src, stage, dirs_exist_ok=True)
     else:
         write_bytes_atomic(dst, src.read_bytes())
     kind = "int8" if _is_tflite(src.name) else "keras"
     return {kind: dst}, {"model": src.name}
-
-
-def _save_keras(model: Any, path: Path) -> Path:
-    with tempfile.TemporaryDirectory() as tmp:  # Keras writes in place: stage it, then move atomically
-        staged = Path(tmp) / path.name
-        model.save(staged)
-        return write_bytes_atomic(path, staged.read_bytes())
 
 
 def _train_data(ctx: Context, key: str) -> Path:
@@ -401,14 +399,17 @@ def _vela(ctx: Context) -> StageOut:
     return {"vela": compiled.path}, summary
 
 
-def _firmware_model_key(ctx: Context, rt: str) -> str:
-    """The Vela model for the TFLM runtime on a board with an NPU, else the int8 model (the C
-    runtime has no Ethos-U operator: it runs the int8 model on the CPU)."""
+def _firmware_models(ctx: Context, rt: str) -> tuple[Model, Model]:
+    """The int8 model, and the one the firmware runs: the Vela model for the TFLM runtime on a board
+    with an NPU, else the int8 model (the C runtime has no Ethos-U operator: it runs it on the CPU)."""
     from .boards import get_board
+    from .model import read_tflite
 
+    int8 = read_tflite(ctx.artifact("int8"))
     board = get_board(ctx.options["firmware"]["board"])
-    npu = rt == "tflm" and board.npu is not None and "vela" in ctx.artifacts
-    return "vela" if npu else "int8"
+    if rt == "tflm" and board.npu is not None and "vela" in ctx.artifacts:
+        return int8, read_tflite(ctx.artifact("vela"))
+    return int8, int8
 
 
 def _on_hardware(ctx: Context) -> bool:
@@ -419,9 +420,8 @@ def _generate(rt: str) -> Callable[[Context], StageOut]:
     def run(ctx: Context) -> StageOut:
         from .boards import get_board
         from .codegen import generate
-        from .model import read_tflite
 
-        model = read_tflite(ctx.artifact(_firmware_model_key(ctx, rt)))
+        int8, model = _firmware_models(ctx, rt)
         board = get_board(ctx.options["firmware"]["board"])
         target = "hardware" if _on_hardware(ctx) else None
         proj = generate(
@@ -431,7 +431,7 @@ def _generate(rt: str) -> Callable[[Context], StageOut]:
             runtime=rt,
             mode="protocol",
             target=target,
-            reference=read_tflite(ctx.artifact("int8")),
+            reference=int8,
         )
         m = proj.manifest
         summary = {
@@ -469,27 +469,18 @@ def _build(rt: str) -> Callable[[Context], StageOut]:
     return run
 
 
-def _run(rt: str) -> Callable[[Context], StageOut]:
-    def run(ctx: Context) -> StageOut:
-        return run_on_target(ctx, rt)
-
-    return run
-
-
 def run_on_target(ctx: Context, rt: str) -> StageOut:
     """Serve the evaluation samples to the device (a port, or the board's simulator) and measure."""
     from .boards import get_board
     from .datasets import load_labelled
     from .harness import DeviceLink, Expectation, ResultsLog, quantize_inputs, run_samples
-    from .model import read_tflite
     from .results import Gates, summarize
     from .targets.transport import open_transport
     from .tflm_host import run_tflm
 
     o = ctx.options["run"]
     d = ctx.stage_dir(f"run-{rt}")
-    int8 = read_tflite(ctx.artifact("int8"))
-    fw_model = read_tflite(ctx.artifact(_firmware_model_key(ctx, rt)))
+    int8, fw_model = _firmware_models(ctx, rt)
     board = get_board(ctx.options["firmware"]["board"])
     x, y = load_labelled(_eval_data(ctx))
     n = len(x) if not o["samples"] else min(o["samples"], len(x))
@@ -538,7 +529,7 @@ def run_on_target(ctx: Context, rt: str) -> StageOut:
         n_samples=n,
         hello=hello,
         golden_accuracy=golden_acc,
-        gates=Gates(**ctx.options["run"]["gates"]),
+        gates=Gates(**o["gates"]),
         link=stats,
     )
     ok = [results.records[i] for i in sorted(results.records) if results.records[i].get("status") == "ok"]
@@ -794,7 +785,7 @@ def deploy_stages(cfg: dict[str, Any]) -> list[Stage]:
             Stage(
                 f"run-{rt}",
                 f"run the {rt} firmware and measure",
-                _run(rt),
+                functools.partial(run_on_target, rt=rt),
                 lambda ctx, rt=rt: {
                     "opts": ctx.options["run"],
                     **_paths(ctx, f"elf-{rt}", "int8"),

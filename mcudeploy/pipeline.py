@@ -138,11 +138,10 @@ class Pipeline:
                 continue
             key = _digest(_fingerprint(stage.inputs(self.ctx)))
             prev = manifest["stages"].get(stage.name)
-            if prev and prev.get("inputs_sha256") == key and self._outputs_intact(prev):
+            skipped = bool(prev) and prev.get("inputs_sha256") == key and self._outputs_intact(prev)
+            if skipped:
                 outputs = {k: self.ctx.out / v["path"] for k, v in prev["outputs"].items()}
-                self.ctx.artifacts.update(outputs)
-                self.ctx.summaries[stage.name] = prev.get("summary", {})
-                res = StageResult(stage.name, True, 0.0, outputs, prev.get("summary", {}))
+                summary, seconds = prev.get("summary", {}), 0.0
             else:
                 t0 = time.monotonic()
                 try:
@@ -152,8 +151,6 @@ class Pipeline:
                     self._save_manifest(manifest)
                     raise StageFailed(stage.name, e) from e
                 seconds = time.monotonic() - t0
-                self.ctx.artifacts.update(outputs)
-                self.ctx.summaries[stage.name] = summary
                 manifest["stages"][stage.name] = {
                     "inputs_sha256": key,
                     "outputs": {
@@ -164,7 +161,9 @@ class Pipeline:
                     "seconds": round(seconds, 3),
                 }
                 self._save_manifest(manifest)
-                res = StageResult(stage.name, False, seconds, outputs, summary)
+            self.ctx.artifacts.update(outputs)
+            self.ctx.summaries[stage.name] = summary
+            res = StageResult(stage.name, skipped, seconds, outputs, summary)
             results.append(res)
             if on_stage:
                 on_stage(stage, res)

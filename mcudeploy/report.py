@@ -20,14 +20,13 @@ from ._io import write_text_atomic
 ReportData = dict[str, Any]
 """Keys (all optional but ``title``):
 
-- ``title``: str; ``subtitle``: str
+- ``title``: str
 - ``facts``: list of (label, value) pairs shown as a table (model, board, runtime, sha256 ...)
 - ``accuracy``: list of {"rung": str, "top1": float in [0, 1]} in ladder order
 - ``agreement``: {"label": str, "byte_identical": float, "max_lsb": int}
 - ``latency``: {"unit": str, "values": [numbers], "clock_hz": int | None}
 - ``memory``: list of {"region": str, "size": int, "used": {part: bytes}}
 - ``npu_layers``: list of {"name": str, "npu_cycles": int}; ``cpu_ops``: list of {"op": str, "reason": str}
-- ``stages``: list of {"name": str, "seconds": float, "skipped": bool}
 """
 
 
@@ -112,7 +111,7 @@ def plot_npu_layers(layers: Sequence[dict[str, Any]]) -> str:
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}
-h1{margin-bottom:0}.sub{color:#666}.fig{margin:1rem 0}img{max-width:100%}"""
+h1{margin-bottom:0}.fig{margin:1rem 0}img{max-width:100%}"""
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None) -> str:
@@ -125,11 +124,14 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None) -
     return "".join(out)
 
 
+def _min_median_max(values: Sequence[Any]) -> tuple[str, str, str]:
+    v = sorted(values)
+    return f"{v[0]:,}", f"{v[len(v) // 2]:,}", f"{v[-1]:,}"
+
+
 def render_html(data: ReportData) -> str:
     title = html.escape(str(data.get("title", "mcudeploy report")))
     body = [f"<h1>{title}</h1>"]
-    if data.get("subtitle"):
-        body.append(f"<p class='sub'>{html.escape(str(data['subtitle']))}</p>")
     if data.get("facts"):
         body.append(_table(data["facts"]))
 
@@ -152,10 +154,9 @@ def render_html(data: ReportData) -> str:
     if data.get("latency") and data["latency"].get("values"):
         lat = data["latency"]
         body.append("<h2>Latency</h2>")
-        v = sorted(lat["values"])
         body.append(
             _table(
-                [(lat["unit"], f"{v[0]:,}", f"{v[len(v) // 2]:,}", f"{v[-1]:,}", len(v))],
+                [(lat["unit"], *_min_median_max(lat["values"]), len(lat["values"]))],
                 ["unit", "min", "median", "max", "samples"],
             )
         )
@@ -185,13 +186,6 @@ def render_html(data: ReportData) -> str:
         body.append(
             _table([(o["op"], o["reason"]) for o in ops], ["op", "reason"]) if ops else "<p>None.</p>"
         )
-    if data.get("stages"):
-        body.append("<h2>Stages</h2>")
-        rows = [
-            (s["name"], "skipped (unchanged)" if s.get("skipped") else f"{s['seconds']:.1f} s")
-            for s in data["stages"]
-        ]
-        body.append(_table(rows, ["stage", "time"]))
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n"
@@ -213,12 +207,12 @@ def render_markdown(data: ReportData) -> str:
         ]
     lat = data.get("latency") or {}
     if lat.get("values"):
-        v = sorted(lat["values"])
-        lines += ["", f"Latency ({lat['unit']}): min {v[0]:,}, median {v[len(v) // 2]:,}, max {v[-1]:,}"]
+        lo, mid, hi = _min_median_max(lat["values"])
+        lines += ["", f"Latency ({lat['unit']}): min {lo}, median {mid}, max {hi}"]
     return "\n".join(lines) + "\n"
 
 
-def write_report(data: ReportData, out_dir: Path, stem: str = "report") -> tuple[Path, Path]:
-    html_path = write_text_atomic(out_dir / f"{stem}.html", render_html(data))
-    md_path = write_text_atomic(out_dir / f"{stem}.md", render_markdown(data))
+def write_report(data: ReportData, out_dir: Path) -> tuple[Path, Path]:
+    html_path = write_text_atomic(out_dir / "report.html", render_html(data))
+    md_path = write_text_atomic(out_dir / "report.md", render_markdown(data))
     return html_path, md_path

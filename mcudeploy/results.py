@@ -26,7 +26,7 @@ PERCENTILES = (("min", 0), ("median", 50), ("p90", 90), ("p99", 99), ("max", 100
 
 def timer_unit(timer: str) -> str:
     """'dwt-cycles' -> 'cycles', 'icount-instructions' -> 'instructions', 'host-ns' -> 'ns'."""
-    return timer.rsplit("-", 1)[-1] if "-" in timer else timer
+    return timer.rsplit("-", 1)[-1]
 
 
 def latency_stats(values: Sequence[int], timer: str, clock_hz: int) -> dict[str, Any]:

@@ -67,8 +67,7 @@ def command(config: Path | None, sets: tuple[str, ...], **flags: Any) -> None:
         ran = sum(not r.skipped for r in res.results)
         console.print(f"{ran} of {len(res.results)} stages ran")
     if res.report_html.is_file():
-        md = res.report_html.with_suffix(".md")
-        if md.is_file():  # the Markdown summary doubles as the CI log's digest
-            console.print(md.read_text(encoding="utf-8"), markup=False)
+        if res.report_md.is_file():  # the Markdown summary doubles as the CI log's digest
+            console.print(res.report_md.read_text(encoding="utf-8"), markup=False)
         console.print(f"report: {res.report_html}")
     check_deploy(res)
