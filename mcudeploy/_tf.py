@@ -2,7 +2,9 @@
 
 TensorFlow's C++ runtime writes start-up chatter straight to file descriptor 2 (no CUDA driver,
 CPU instruction sets, a tf.data attribute notice), before and regardless of TF_CPP_MIN_LOG_LEVEL.
-:func:`quiet_tf_stderr` drops exactly those known lines and passes everything else through.
+:func:`quiet_tf_stderr` drops exactly those known lines and passes everything else through;
+:func:`captured_fd2` is the capture underneath it, also used where native code (TFLiteConverter,
+host TFLM) prints text mcudeploy reads or keeps out of the way.
 """
 
 from __future__ import annotations
@@ -30,27 +32,43 @@ _NOISE = re.compile(
 
 
 @contextlib.contextmanager
-def quiet_tf_stderr() -> Iterator[None]:
-    """Capture fd 2 for the duration; re-emit every line that is not known TensorFlow chatter."""
+def captured_fd2() -> Iterator[list[bytes]]:
+    """Send file descriptor 2 (what native code prints) to a temp file for the duration.
+
+    The yielded list receives the captured bytes on exit, also when the body raised. Without a
+    real fd 2 (an embedded interpreter) nothing is captured and the list stays empty.
+    """
+    out: list[bytes] = []
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, ValueError):  # no real fd 2 (embedded interpreter): nothing to filter
-        yield
+    except (OSError, ValueError):
+        yield out
         return
     with tempfile.TemporaryFile() as tmp:
         os.dup2(tmp.fileno(), 2)
         try:
-            yield
+            yield out
         finally:
             with contextlib.suppress(Exception):
                 sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             tmp.seek(0)
-            kept = [line for line in tmp.read().splitlines(keepends=True) if not _NOISE.search(line)]
-            if kept:
-                os.write(2, b"".join(kept))
+            out.append(tmp.read())
+
+
+@contextlib.contextmanager
+def quiet_tf_stderr() -> Iterator[None]:
+    """Capture fd 2 for the duration; re-emit every line that is not known TensorFlow chatter."""
+    captured: list[bytes] = []
+    try:
+        with captured_fd2() as captured:
+            yield
+    finally:
+        kept = [ln for ln in b"".join(captured).splitlines(keepends=True) if not _NOISE.search(ln)]
+        if kept:
+            os.write(2, b"".join(kept))
 
 
 @cache

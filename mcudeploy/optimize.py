@@ -27,7 +27,8 @@ import numpy as np
 
 from ._io import write_bytes_atomic
 from .errors import ConfigError, DatasetError, UnsupportedError
-from .model import Model
+from .gates import check_fully_int8
+from .model import Model, load_keras, parse_tflite
 
 STAGES = ("prune", "cluster", "qat")
 # Named recipes: the collaborative chains get their tfmot names.
@@ -360,8 +361,6 @@ def save_keras(keras_model: Any, path: str | os.PathLike[str]) -> Path:
 
 def load_optimized(path: str | os.PathLike[str]) -> Any:
     """Load a model written by ``mcudeploy optimize`` (used by mcudeploy.deploy)."""
-    from .model import load_keras
-
     return load_keras(path)  # retries QAT models with tfmot's custom objects
 
 
@@ -386,7 +385,7 @@ def to_int8(
         from .quantize import convert_int8
 
         model = convert_int8(keras_model, representative, samples=samples, source=source)
-    _gate_fully_int8(model)
+    check_fully_int8(model)
     return model
 
 
@@ -397,7 +396,7 @@ def convert_qat(keras_model: Any, *, source: str = "model.tflite") -> Model:
     dataset even for a QAT model, so the fully-int8 property is checked afterwards instead.
     """
     from ._tf import tensorflow
-    from .model import parse_tflite
+    from .quantize import run_converter
 
     tf = tensorflow()
     in_shape = (1, *keras_model.inputs[0].shape[1:])
@@ -410,13 +409,7 @@ def convert_qat(keras_model: Any, *, source: str = "model.tflite") -> Model:
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    return parse_tflite(conv.convert(), source=source)
-
-
-def _gate_fully_int8(model: Model) -> None:
-    from .gates import check_fully_int8
-
-    check_fully_int8(model)
+    return parse_tflite(run_converter(conv, source), source=source)
 
 
 # -- per-layer statistics -----------------------------------------------------------------

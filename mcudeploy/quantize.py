@@ -9,11 +9,8 @@ op and the Keras layer instead of dumping MLIR.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -88,13 +85,13 @@ def convert_int8(
     if not per_channel:
         conv._experimental_disable_per_channel = True
     locate = lambda op: _layers_of_op(keras_model, op)  # noqa: E731 - only called on failure
-    return parse_tflite(_run_converter(conv, source, mode=mode, locate=locate), source=source)
+    return parse_tflite(run_converter(conv, source, mode=mode, locate=locate), source=source)
 
 
 def float_tflite(keras_model: Any, source: str = "model_float.tflite") -> Model:
     """The float32 .tflite of the same model (batch 1): the baseline for size ratios and accuracy."""
     conv, _ = _converter(keras_model)
-    return parse_tflite(_run_converter(conv, source), source=source)
+    return parse_tflite(run_converter(conv, source), source=source)
 
 
 @dataclass(frozen=True)
@@ -162,13 +159,11 @@ def quantize(
                 hint="check an existing .tflite with `mcudeploy inspect`",
             )
         keras_model = load_keras(path)
-        name = (
-            output_name
-            or f"{path.stem if path.suffix else path.name}_{'16x8' if mode == '16x8' else 'int8'}.tflite"
-        )
+        stem = path.stem if path.suffix else path.name
     else:
         keras_model = model
-        name = output_name or f"model_{'16x8' if mode == '16x8' else 'int8'}.tflite"
+        stem = "model"
+    name = output_name or f"{stem}_{mode}.tflite"  # mode is "int8" or "16x8" (checked above)
     in_shape = input_shape(keras_model)[1:]
     if isinstance(data, np.ndarray):
         rep = fit_shape(np.asarray(data, dtype=np.float32)[:samples], in_shape, "representative data")
@@ -247,35 +242,21 @@ def _converter(model: Any) -> tuple[Any, tuple[int, ...]]:
     return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model), shape
 
 
-@contextlib.contextmanager
-def _captured_stderr() -> Iterator[Callable[[], str]]:
-    """Capture C-level stderr (TF's MLIR diagnostics) so the CLI stays readable; yields a reader."""
-    sys.stderr.flush()
-    text: list[str] = []
-    with tempfile.TemporaryFile() as tmp:
-        saved = os.dup(2)
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield lambda: "".join(text)
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            text.append(tmp.read().decode("utf-8", "replace"))
-
-
-def _run_converter(
+def run_converter(
     conv: Any, source: str, *, mode: str = "int8", locate: Callable[[str], set[str]] | None = None
 ) -> bytes:
-    log = lambda: ""  # noqa: E731 - replaced by the capture's reader
+    """Run ``conv``; its MLIR diagnostics on fd 2 are kept out of the CLI and read only on failure."""
+    from ._tf import captured_fd2
+
+    log: list[bytes] = []
     try:
-        with _captured_stderr() as log:
+        with captured_fd2() as log:
             return bytes(conv.convert())
     except MCUDeployError:
         raise
     except Exception as e:
-        raise converter_error(source, f"{e}\n{log()}", mode=mode, locate=locate) from None
+        text = b"".join(log).decode("utf-8", "replace")
+        raise converter_error(source, f"{e}\n{text}", mode=mode, locate=locate) from None
 
 
 _SELECT_OPS = re.compile(r"TF Select ops: ([A-Za-z0-9_, ]+)")
@@ -311,8 +292,8 @@ def converter_error(
         return UnsupportedError(f"{source}: TFLiteConverter failed: {detail[:500]}")
     for loc in _LOC.findall(text):
         leaf = loc.rsplit("/", 1)[-1].lower()
+        layer = layer_name(loc)
         for op, layers in (*tf_ops.items(), *builtins.items()):
-            layer = layer_name(loc)
             if layer and leaf in (op.lower(), op.lower().replace("_", "")):
                 layers.add(layer)
     if locate is not None:

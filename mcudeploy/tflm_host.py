@@ -7,15 +7,12 @@ by :mod:`mcudeploy.model` before their bytes reach TFLM, which is not a validato
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from ._tf import captured_fd2
 from .errors import ToolMissingError, UnsupportedError
 from .model import Model
 
@@ -41,22 +38,6 @@ def _check_runnable(model: Model) -> None:
             hint="Vela-compiled models (ethos-u op) run only on an NPU target or the Corstone FVP; "
             "use the int8 model from before `mcudeploy compile` for host checks",
         )
-
-
-@contextlib.contextmanager
-def _capture_fd2() -> Iterator[list[bytes]]:
-    """Capture C-level stderr (TFLM prints its allocation report there)."""
-    out: list[bytes] = []
-    with tempfile.TemporaryFile() as tmp:
-        saved = os.dup(2)
-        try:
-            os.dup2(tmp.fileno(), 2)
-            yield out
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            out.append(tmp.read())
 
 
 class HostTFLM:
@@ -90,7 +71,7 @@ class HostTFLM:
 
     def allocation_report(self) -> int:
         """Bytes TFLM allocated in the arena for this model (its recorded allocation)."""
-        with _capture_fd2() as captured:
+        with captured_fd2() as captured:
             self._interp.print_allocations()
         m = _ALLOC_RE.search(b"".join(captured))
         if not m:  # pragma: no cover - depends on the tflite-micro build
@@ -109,13 +90,12 @@ def measure_arena(model: Model) -> int:
     The recorded allocation is the starting guess; a binary search then finds the true minimum,
     which includes the interpreter's own bookkeeping.
     """
-    _check_runnable(model)
+    recorded = HostTFLM(model).allocation_report()  # refuses custom ops first
     rt = _runtime()
-    recorded = HostTFLM(model).allocation_report()
 
     def fits(size: int) -> bool:
         try:
-            with _capture_fd2():
+            with captured_fd2():
                 interp = rt.Interpreter.from_bytes(model.data, arena_size=size)
                 for i, t in enumerate(model.inputs):
                     interp.set_input(np.zeros(t.shape, t.dtype), i)
