@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from .errors import NotFullyInt8Error
-from .model import Model, Operator, Subgraph, Tensor
+from .model import NPU_CUSTOM_OP, Model, Operator, Subgraph, Tensor
 
 # The Vela custom op runs int8 on the NPU; its extra inputs (command stream, weights, scratch) are
 # uint8 blobs that are not model tensors in the int8 sense.
-NPU_CUSTOM_OPS = frozenset({"ethos-u"})
+NPU_CUSTOM_OPS = frozenset({NPU_CUSTOM_OP})
 
 # Slot of the bias among an op's inputs (the only place a quantized int32/int64 constant belongs).
 BIAS_SLOT: dict[str, int] = {
@@ -252,11 +252,8 @@ def _constraint(rule: Rule) -> str:
 
 def detect_mode(model: Model) -> str:
     """``"16x8"`` when the model computes in int16 activations, else ``"int8"``."""
-    for sg in model.subgraphs:
-        produced = {t for op in sg.operators for t in op.outputs}
-        if any(sg.tensors[i].dtype == "int16" for i in sorted(produced)):
-            return "16x8"
-    return "int8"
+    produced = (sg.tensors[i] for sg in model.subgraphs for op in sg.operators for i in op.outputs)
+    return "16x8" if any(t.dtype == "int16" for t in produced) else "int8"
 
 
 def fully_int8_violations(
@@ -277,23 +274,23 @@ def fully_int8_violations(
     for s in range(len(model.subgraphs)):
         ctx = GateContext(model, s, mode, allow_float_io, allow_uint8_io)
         for op in ctx.sg.operators:
-            layer = ctx.layer_of(op)
-            for rule in RULES:
-                for t, detail in rule(ctx, op):
-                    found.append(
-                        Violation(
-                            rule=rule.__name__,
-                            constraint=_constraint(rule),
-                            subgraph=s,
-                            op_index=op.index,
-                            opcode=op.opcode,
-                            detail=detail,
-                            tensor_index=t.index if t else None,
-                            tensor=t.name if t else None,
-                            dtype=t.dtype if t else None,
-                            layer=layer,
-                        )
+            problems = [(rule, t, detail) for rule in RULES for t, detail in rule(ctx, op)]
+            layer = ctx.layer_of(op) if problems else None  # a scan of the graph: only when needed
+            for rule, t, detail in problems:
+                found.append(
+                    Violation(
+                        rule=rule.__name__,
+                        constraint=_constraint(rule),
+                        subgraph=s,
+                        op_index=op.index,
+                        opcode=op.opcode,
+                        detail=detail,
+                        tensor_index=t.index if t else None,
+                        tensor=t.name if t else None,
+                        dtype=t.dtype if t else None,
+                        layer=layer,
                     )
+                )
     return found
 
 

@@ -28,6 +28,7 @@ from .errors import InputError, ModelFormatError
 
 TFLITE_IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
+NPU_CUSTOM_OP = "ethos-u"  # the custom op Vela puts the NPU's part of a model in
 _PLACEHOLDER_OPCODE = 127  # deprecated_builtin_code's "see builtin_code": never an op itself
 _FLATBUFFER_MAX = 2**31  # flatbuffers cannot address beyond 2 GiB (larger models use buffer offsets)
 
@@ -734,7 +735,7 @@ def _check_graph(src: str, s: int, sg: Subgraph) -> None:
             raise ModelFormatError(f"{src}: subgraph {s} input tensor {i} is a constant")
     for op in sg.operators:
         # Vela's ethos-u op takes its NPU scratch areas as inputs 2 and 3: work memory, never written
-        scratch = set(op.inputs[2:4]) if op.opcode == "ethos-u" and not op.builtin else set()
+        scratch = set(op.inputs[2:4]) if op.opcode == NPU_CUSTOM_OP and not op.builtin else set()
         for i in op.inputs:
             if i in scratch:
                 continue

@@ -31,9 +31,8 @@ from typing import Any
 from ._io import write_bytes_atomic, write_text_atomic
 from .boards import NPU_MACS, Board, vela_ini_path
 from .errors import BudgetError, CompileError, ConfigError, MemoryFitError, ToolMissingError, UnsupportedError
-from .model import Model, parse_tflite
+from .model import NPU_CUSTOM_OP, Model, parse_tflite
 from .vela_report import (
-    NPU_CUSTOM_OP,
     VelaReport,
     cpu_ops_of,
     read_cpu_reasons,
@@ -70,14 +69,6 @@ class VelaConfig:
     const_mem: str = ""
     arena_mem: str = ""
     cache_mem: str = ""
-
-    @property
-    def npu_type(self) -> str:
-        return self.accelerator.rsplit("-", 1)[0]
-
-    @property
-    def macs(self) -> int:
-        return int(self.accelerator.rsplit("-", 1)[1])
 
     def vela_args(self) -> list[str]:
         args = [
@@ -346,10 +337,6 @@ class CompiledModel:
     source: Model
     path: Path | None = None  # where the Vela .tflite was written, if an out_dir was given
 
-    @property
-    def cpu_op_count(self) -> int:
-        return len(self.report.cpu_ops)
-
 
 def compile_for_npu(
     model: Model,
@@ -523,22 +510,8 @@ def sweep(
 
 
 def sweep_row(r: VelaReport) -> dict[str, Any]:
-    return {
-        "accelerator": r.accelerator,
-        "optimise": r.optimise,
-        "system_config": r.system_config,
-        "memory_mode": r.memory_mode,
-        "npu_ops": r.npu_ops,
-        "cpu_ops": len(r.cpu_ops),
-        "npu_cycles": r.npu_cycles,
-        "total_cycles": r.total_cycles,
-        "inference_time_s": r.inference_time_s,
-        "inferences_per_s": r.inferences_per_s,
-        "sram_bytes": r.sram_bytes,
-        "flash_bytes": r.flash_bytes,
-        "dram_bytes": r.dram_bytes,
-        "encoded_weights_bytes": r.encoded_weights_bytes,
-    }
+    """One sweep CSV row: the report's fields named in SWEEP_FIELDS (``cpu_ops`` as a count)."""
+    return {f: len(r.cpu_ops) if f == "cpu_ops" else getattr(r, f) for f in SWEEP_FIELDS}
 
 
 def sweep_csv(reports: Sequence[VelaReport]) -> str:

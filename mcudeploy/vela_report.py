@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import Model
+from .model import NPU_CUSTOM_OP, Model
 
-NPU_CUSTOM_OP = "ethos-u"
 NO_REASON = "placed on the CPU by Vela (it gave no reason)"
 
 # Per-layer CSV header -> our key. Vela's column names are kept in `vela_column` for the docs.
