@@ -349,11 +349,15 @@ def load_board_file(path: str | os.PathLike[str]) -> Board:
         raise BoardError(f"{p}: no such board file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise BoardError(f"{p}: cannot read ({e})") from None
+    return _parse_toml(text, p.name)
+
+
+def _parse_toml(text: str, source: str) -> Board:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise BoardError(f"{p.name}: not valid TOML ({e})") from None
-    return parse_board(data, p.name)
+        raise BoardError(f"{source}: not valid TOML ({e})") from None
+    return parse_board(data, source)
 
 
 def _board_files() -> list[tuple[str, Any]]:
@@ -372,11 +376,7 @@ def _board_files() -> list[tuple[str, Any]]:
 def _registry() -> dict[str, Board]:
     boards: dict[str, Board] = {}
     for fname, f in _board_files():
-        try:
-            data = tomllib.loads(f.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise BoardError(f"{fname}: not valid TOML ({e})") from None
-        b = parse_board(data, fname)
+        b = _parse_toml(f.read_text(encoding="utf-8"), fname)
         if b.name in boards:
             raise BoardError(f"{fname}: board name {b.name!r} is already defined by {boards[b.name].source}")
         boards[b.name] = b

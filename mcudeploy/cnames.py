@@ -52,12 +52,12 @@ def c_macro_name(text: str, *, default: str = "MODEL") -> str:
     return c_identifier(text, default=default.lower(), prefix="M_").upper()
 
 
-def c_comment_text(text: str, *, max_len: int = 200) -> str:
+def c_comment_text(text: str, *, max_len: int | None = 200) -> str:
     """Text that is safe inside ``/* ... */``: one printable-ASCII line with no comment delimiters.
 
     Non-ASCII characters become ``\\uXXXX`` spellings (inside a comment they are inert), ``*/`` and
     ``/*`` are broken apart, ``??`` is split so no trigraph survives, and a trailing backslash
-    cannot splice lines because newlines are gone.
+    cannot splice lines because newlines are gone. ``max_len`` None keeps the whole text.
     """
     out = []
     for ch in text:
@@ -73,7 +73,7 @@ def c_comment_text(text: str, *, max_len: int = 200) -> str:
         s = s.replace("*/", "* /").replace("/*", "/ *")
     while "??" in s:
         s = s.replace("??", "? ?")
-    if len(s) > max_len:
+    if max_len is not None and len(s) > max_len:
         s = s[: max_len - 3] + "..."
         # the cut may have left a lone '/' or '*' next to the dots; neither pairs with '.'
     return s

@@ -13,7 +13,6 @@ files are shared by every runtime.
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import json
 import math
 import re
@@ -28,10 +27,12 @@ import numpy as np
 from . import __version__
 from ._io import atomic_directory, write_bytes_atomic
 from .boards import Board
+from .cnames import c_comment_text
 from .errors import ConfigError, InputError, UnsupportedError
 from .memfit import Demand, FitReport, check_fit
 from .model import Model
-from .templating import template_bytes, template_env
+from .protocol import io_info
+from .templating import has_template, render, template_bytes, template_names
 
 MODES = ("test-vectors", "protocol")
 TARGETS = ("hardware", "qemu", "fvp")
@@ -45,10 +46,6 @@ DEFAULT_VECTORS = 8
 
 
 # -- templates ----------------------------------------------------------------------------
-def render(name: str, ctx: dict[str, Any]) -> bytes:
-    return template_env().get_template(name).render(ctx).encode("utf-8")
-
-
 def c_row(data: bytes) -> str:
     return ", ".join(f"0x{b:02x}" for b in data)
 
@@ -64,7 +61,6 @@ class RuntimeParts:
     defines: list[str] = field(default_factory=list)
     cmake: str = ""  # appended to CMakeLists.txt (e.g. the TFLM library target)
     arena_bytes: int = 0  # arena the runtime will ask for at run time
-    const_bytes: int | None = None  # weights/constants it renders into code (None: estimate from the model)
 
 
 @dataclass(frozen=True)
@@ -116,9 +112,9 @@ class GenContext:
         return {
             "model": self.model,
             "board": self.board,
+            "source": c_comment_text(self.model.source),
             "runtime": self.runtime,
             "mode": self.mode,
-            "target": self.target,
             "ops": self.ops,
             "model_symbol": MODEL_SYMBOL,
             "npu": self.board.npu if self.has_npu_op else None,
@@ -181,20 +177,18 @@ def timer_config(board: Board, target: str) -> dict[str, Any]:
     return {"kind": kind, "name": f"{kind}-cycles", "icount": False, "icount_shift": 0}
 
 
-def _uart_template(board: Board) -> str:
+def _check_uart(board: Board) -> None:
+    """The board's UART kind has a firmware driver (platform/uart_KIND.inc.j2, which
+    mcd_platform.c.j2 includes)."""
     name = f"platform/uart_{board.uart.kind}.inc.j2"
-    if not importlib.resources.files("mcudeploy.templates").joinpath(name).is_file():
-        have = sorted(
-            p.name[len("uart_") : -len(".inc.j2")]
-            for p in importlib.resources.files("mcudeploy.templates").joinpath("platform").iterdir()
-            if p.name.startswith("uart_")
-        )
+    if not has_template(name):
+        drivers = (n for n in template_names("platform") if n.startswith("uart_"))
+        have = sorted(n[len("uart_") : -len(".inc.j2")] for n in drivers)
         raise UnsupportedError(
             f"board '{board.name}': no firmware UART driver for uart kind '{board.uart.kind}' "
             f"(have: {', '.join(have)})",
             hint=f"add firmware_templates/{name} implementing mcd_uart_init/putc/getc",
         )
-    return name
 
 
 def _num_irqs(board: Board) -> int:
@@ -207,11 +201,15 @@ def _io_bytes(tensors: list[Any]) -> int:
     return sum(t.nbytes for t in tensors)
 
 
+def _single_input(model: Model) -> Any:
+    if len(model.inputs) != 1:
+        raise UnsupportedError(f"{model.source}: test vectors support single-input models only")
+    return model.inputs[0]
+
+
 def default_inputs(model: Model, count: int) -> np.ndarray:
     """Deterministic inputs spanning the input dtype's range, seeded by the model's hash."""
-    (t,) = model.inputs if len(model.inputs) == 1 else (None,)
-    if t is None:
-        raise UnsupportedError(f"{model.source}: test vectors support single-input models only")
+    t = _single_input(model)
     rng = np.random.default_rng(int(model.sha256[:8], 16))
     info = np.iinfo(t.dtype) if np.dtype(t.dtype).kind in "iu" else None
     if info is None:
@@ -222,9 +220,7 @@ def default_inputs(model: Model, count: int) -> np.ndarray:
 def load_inputs(model: Model, source: str | Path, count: int) -> np.ndarray:
     """The first ``count`` test inputs from a file or folder, quantized with the model's input
     parameters when they are float (already-integer arrays of the input dtype pass unchanged)."""
-    (t,) = model.inputs if len(model.inputs) == 1 else (None,)
-    if t is None:
-        raise UnsupportedError(f"{model.source}: test vectors support single-input models only")
+    t = _single_input(model)
     from .datasets import DEFAULT_KEYS, describe_source, load_representative
 
     shape = t.shape[1:]
@@ -280,7 +276,9 @@ def _model_files(model: Model, arena_bytes: int, runtime: Runtime) -> dict[str, 
 
     files = {"src/" + header.META_HEADER: header.render_meta_header(model, arena_bytes).encode("ascii")}
     if runtime.model_in_image:
-        opts = header.check_options(model, MODEL_SYMBOL, MODEL_FORMAT, 16, ".mcd_model", "c")
+        opts = header.check_options(
+            model, MODEL_SYMBOL, MODEL_FORMAT, header.DEFAULT_ALIGN, ".mcd_model", "c"
+        )
         files.update({f"src/{name}": data for name, data in header.render_model_sources(model, opts).items()})
     return files
 
@@ -311,8 +309,9 @@ def generate(
     target = target or default_target(board)
     if target not in TARGETS:
         raise ConfigError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
-    if mode == "protocol" and not _has_template("protocol/mcd_protocol.c"):
+    if mode == "protocol" and not has_template("protocol/mcd_protocol.c"):
         raise UnsupportedError("protocol mode needs firmware_templates/protocol/mcd_protocol.c")
+    _check_uart(board)
     ops = model.op_names()
     ctx = GenContext(model=model, board=board, runtime=rt, mode=mode, target=target, ops=ops)
     if ctx.has_npu_op and board.npu is None:
@@ -351,10 +350,8 @@ def generate(
         "timer": timer,
         "semihosting": target in ("qemu", "fvp"),
         "num_irqs": num_irqs,
-        "arena_bytes": arena,
-        "io_info": _io_info(model),
+        "io_info": io_info(model),
     }
-    _uart_template(board)
     files["src/mcd_board.h"] = render("platform/mcd_board.h.j2", tv)
     files["src/mcd_platform.h"] = template_bytes("platform/mcd_platform.h")
     files["src/mcd_platform.c"] = render("platform/mcd_platform.c.j2", tv)
@@ -385,8 +382,7 @@ def generate(
     if rt.model_in_image:
         demands.append(Demand("model", model.size, f"model {model.source}"))
     else:  # the runtime compiles the weights into its own constant data
-        weights = parts.const_bytes if parts.const_bytes is not None else model.weight_bytes()
-        demands.append(Demand("code", weights, f"{rt.name} runtime weights"))
+        demands.append(Demand("code", model.weight_bytes(), f"{rt.name} runtime weights"))
     fit = check_fit(board, demands)
 
     files["linker.ld"] = render(
@@ -450,16 +446,6 @@ def generate(
 
 
 _ROLES = ("vectors", "code", "model", "data", "arena", "stack")
-
-
-def _has_template(name: str) -> bool:
-    return importlib.resources.files("mcudeploy.templates").joinpath(name).is_file()
-
-
-def _io_info(model: Model) -> str:
-    from .protocol import io_info
-
-    return io_info(model)
 
 
 # -- the TFLM runtime ---------------------------------------------------------------------

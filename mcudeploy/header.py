@@ -12,7 +12,6 @@ import contextlib
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import __version__
+from ._io import write_temp_beside
 from .cnames import c_comment_text, c_identifier, c_macro_name, c_string_literal, is_section_name
 from .errors import InputError, UnsupportedError
 from .model import TENSOR_TYPES, Model
@@ -195,10 +195,6 @@ def _io_ctx(kind: str, index: int, t: Any) -> dict[str, Any]:
     }
 
 
-def has_npu_ops(model: Model) -> bool:
-    return any(op.opcode == "ethos-u" for sg in model.subgraphs for op in sg.operators)
-
-
 def resolve_arena_bytes(model: Model, arena_bytes: int | None) -> tuple[int, bool]:
     """(arena bytes, measured?): the user's number, else the host TFLM interpreter's minimum."""
     if arena_bytes is not None:
@@ -240,7 +236,7 @@ def render_meta_header(model: Model, arena_bytes: int | None = None, *, source: 
         ops=sorted({c_macro_name(op, default="OP") for op in ops}),
         ops_literal=c_string_literal(",".join(ops)),
         op_count=sum(len(sg.operators) for sg in model.subgraphs),
-        has_ethosu=has_npu_ops(model),
+        has_ethosu="ethos-u" in ops,
     )
 
 
@@ -264,13 +260,7 @@ def commit_files(out_dir: Path, files: dict[str, bytes]) -> list[Path]:
             if (out_dir / fname).is_dir():
                 raise InputError(f"{out_dir / fname}: a folder is in the way of a generated file")
         for fname, data in sorted(files.items()):
-            fd, tmp = tempfile.mkstemp(prefix=f".{fname}.", suffix=".tmp", dir=out_dir)
-            temps[out_dir / fname] = tmp
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
+            temps[out_dir / fname] = write_temp_beside(out_dir / fname, data)
         for target, tmp in temps.items():
             os.replace(tmp, target)
     except OSError as e:

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import importlib.resources
 from functools import cache
+from typing import Any
 
 import jinja2
 
 
+def _root() -> Any:  # importlib.resources Traversable
+    return importlib.resources.files("mcudeploy.templates")
+
+
 @cache
 def template_env() -> jinja2.Environment:
-    root = importlib.resources.files("mcudeploy.templates")
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(root)),
+        loader=jinja2.FileSystemLoader(str(_root())),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -25,6 +29,20 @@ def template_env() -> jinja2.Environment:
     )
 
 
+def render(name: str, ctx: dict[str, Any]) -> bytes:
+    """Template ``name`` rendered with ``ctx``, as UTF-8 bytes."""
+    return template_env().get_template(name).render(ctx).encode("utf-8")
+
+
 def template_bytes(name: str) -> bytes:
     """A template file's raw bytes (files copied verbatim, without rendering)."""
-    return importlib.resources.files("mcudeploy.templates").joinpath(name).read_bytes()
+    return _root().joinpath(name).read_bytes()
+
+
+def has_template(name: str) -> bool:
+    return _root().joinpath(name).is_file()
+
+
+def template_names(folder: str) -> list[str]:
+    """File names in a template folder."""
+    return [p.name for p in _root().joinpath(folder).iterdir()]

@@ -14,9 +14,9 @@ import flatbuffers
 import numpy as np
 import tflite
 
-from .model import Model, parse_tflite
+from .model import TENSOR_TYPES, Model, parse_tflite
 
-_TYPES = {"float32": 0, "int32": 2, "uint8": 3, "int64": 4, "int16": 7, "int8": 9}
+_TYPES = {name: code for code, (name, _) in TENSOR_TYPES.items()}  # dtype -> TFLite TensorType
 
 # builtin op -> its options table (None: the op takes no options)
 OPTIONS: dict[str, str | None] = {

@@ -15,16 +15,14 @@ import numpy as np
 from .model import Model
 
 
-def _layers() -> Any:
-    from ._tf import tensorflow
-
-    return tensorflow().keras.layers
-
-
 def _keras() -> Any:
     from ._tf import tensorflow
 
     return tensorflow().keras
+
+
+def _layers() -> Any:
+    return _keras().layers
 
 
 def ds_cnn(input_shape: tuple[int, int, int] = (49, 10, 1), classes: int = 12, width: int = 16) -> Any:

@@ -72,7 +72,7 @@ def command(
     from ..model import read_tflite
 
     model = read_tflite(model_path)
-    out = out_dir if out_dir is not None else (model_path.parent if str(model_path.parent) else Path("."))
+    out = out_dir if out_dir is not None else model_path.parent  # Path("m.tflite").parent is Path(".")
     paths = write_model_sources(
         model,
         out,

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from .._io import write_bytes_atomic
+from ..cnames import c_comment_text
 from ..model import Model
-from ..templating import template_bytes, template_env
+from ..templating import render, template_bytes
 from .lower import Program, lower
 from .planner import MemoryPlan, plan_memory
 
@@ -79,7 +80,7 @@ def build_c_runtime(model: Model) -> CRuntime:
         consts.append(
             {
                 "index": i,
-                "name": t.name.replace("*/", "* /"),
+                "name": c_comment_text(t.name, max_len=None),  # whole: TF names run long
                 "shape": list(t.shape),
                 "dtype": t.dtype,
                 "ctype": ctype,
@@ -120,7 +121,7 @@ def build_c_runtime(model: Model) -> CRuntime:
 
     ins, outs = io(list(model.main.inputs)), io(list(model.main.outputs))
     tv: dict[str, Any] = {
-        "source": model.source,
+        "source": c_comment_text(model.source),
         "sha256": model.sha256,
         "constants": consts,
         "steps": steps,
@@ -132,10 +133,9 @@ def build_c_runtime(model: Model) -> CRuntime:
         "input_bytes": sum(i["nbytes"] for i in ins),
         "output_bytes": sum(o["nbytes"] for o in outs),
     }
-    env = template_env()
     files = {name: template_bytes(f"runtime_c/{name}") for name in KERNEL_FILES}
-    files["mcd_runtime_c.h"] = env.get_template("runtime_c/mcd_runtime_c.h.j2").render(tv).encode()
-    files["mcd_runtime_c.c"] = env.get_template("runtime_c/mcd_runtime_c.c.j2").render(tv).encode()
+    files["mcd_runtime_c.h"] = render("runtime_c/mcd_runtime_c.h.j2", tv)
+    files["mcd_runtime_c.c"] = render("runtime_c/mcd_runtime_c.c.j2", tv)
     return CRuntime(prog, plan, files)
 
 

@@ -80,7 +80,6 @@ def run_program(prog: Program, *inputs: np.ndarray) -> list[np.ndarray]:
     bufs: dict[int, np.ndarray] = {}
     for t, x in zip(m.main.inputs, inputs, strict=True):
         bufs[t] = np.ascontiguousarray(np.asarray(x).astype(m.tensors[t].dtype).reshape(m.tensors[t].shape))
-    keep: list[np.ndarray] = []
 
     def buf(t: int) -> np.ndarray:
         s = prog.storage(t)
@@ -101,5 +100,4 @@ def run_program(prog: Program, *inputs: np.ndarray) -> list[np.ndarray]:
         fn = getattr(lib, step.kernel)
         fn.restype = None
         fn(params.ctypes.data_as(ctypes.c_void_p), ptrs, ctypes.c_void_p(out.ctypes.data))
-        keep.append(params)
     return [buf(t).reshape(m.tensors[t].shape).copy() for t in m.main.outputs]

@@ -49,14 +49,6 @@ class Program:
         used = {i for s in self.steps for i in s.inputs if i >= 0}
         return sorted(i for i in used if self.model.tensors[i].is_constant)
 
-    @property
-    def activations(self) -> list[int]:
-        """Tensors that live in the arena (storage owners only), sorted."""
-        m = self.model
-        ts = {i for s in self.steps for i in (*s.inputs, s.output) if i >= 0}
-        ts |= set(m.main.inputs) | set(m.main.outputs)
-        return sorted({self.storage(i) for i in ts if not m.tensors[i].is_constant})
-
 
 class _Ctx:
     def __init__(self, model: Model, op: Operator) -> None:
