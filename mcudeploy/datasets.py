@@ -90,6 +90,11 @@ def load_labelled(
     """Inputs and integer labels from an ``.npz`` holding ``x`` and ``y`` (same length)."""
     p = Path(path)
     arrays = _open_npz(p)
+    if isinstance(arrays, np.ndarray):  # an .npy: one array, no labels
+        raise DatasetError(
+            f"{p}: holds a single array {arrays.dtype} {arrays.shape}, not inputs with labels",
+            hint=f"save labelled data as np.savez(path, {x_key}=inputs, {y_key}=labels)",
+        )
     missing = [k for k in (x_key, y_key) if k not in arrays]
     if missing:
         raise DatasetError(

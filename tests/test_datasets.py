@@ -131,6 +131,9 @@ def test_load_labelled(digits_test_npz: Path, digits_split, tmp_path: Path) -> N
         load_labelled(tmp_path / "short.npz")
     np.savez(tmp_path / "onehot.npz", x=x, y=np.eye(10)[y])
     assert np.array_equal(load_labelled(tmp_path / "onehot.npz")[1], y)
+    np.save(tmp_path / "inputs.npy", x)  # a plain .npy has no labels: named, not an AttributeError
+    with pytest.raises(DatasetError, match=r"inputs\.npy: holds a single array .* not inputs with labels"):
+        load_labelled(tmp_path / "inputs.npy")
 
 
 def test_a_non_numpy_file_is_named_not_unpickled(tmp_path):
