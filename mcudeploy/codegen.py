@@ -225,15 +225,18 @@ def load_inputs(model: Model, source: str | Path, count: int) -> np.ndarray:
 
     shape = t.shape[1:]
     if describe_source(source) in ("npy", "npz"):
-        loaded = np.load(source)  # an integer array of the input dtype is taken as already quantized
+        # an integer array of the input dtype is taken as already quantized; the array is the one
+        # load_representative reads (a .npz's only array, else the first of DEFAULT_KEYS)
+        loaded = np.load(source)
         if isinstance(loaded, np.ndarray):
-            arrays = {"x": loaded}
+            raw = loaded
         else:
             with loaded:
-                arrays = {k: loaded[k] for k in loaded.files}
-        key = next((k for k in DEFAULT_KEYS if k in arrays), None)
-        raw = arrays[key][:count] if key else None
+                names = loaded.files
+                key = names[0] if len(names) == 1 else next((k for k in DEFAULT_KEYS if k in names), None)
+                raw = loaded[key] if key else None
         if raw is not None and raw.dtype == np.dtype(t.dtype):
+            raw = raw[:count]
             return raw.reshape(len(raw), *shape)
     x = load_representative(source, shape, samples=count)
     if t.quant is None or np.dtype(t.dtype).kind not in "iu":
