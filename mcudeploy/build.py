@@ -19,6 +19,7 @@ from typing import Any
 from ._io import write_text_atomic
 from .codegen import load_project
 from .errors import BuildError, ToolMissingError
+from .model import NPU_CUSTOM_OP
 
 TOOLCHAIN_HINT = (
     "sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib "
@@ -183,7 +184,7 @@ def build(
     defines = [f"-DARM_TOOLCHAIN_ROOT={tools.bin_dir}"]
     kernels = None
     if manifest.get("needs_tflm"):
-        npu = "ethos-u" in manifest.get("model", {}).get("ops", [])
+        npu = NPU_CUSTOM_OP in manifest.get("model", {}).get("ops", [])
         root = find_tflm_root(tflm_root, npu=npu)
         kernels = tflm_kernels(root)
         defines.append(f"-DTFLM_ROOT={root}")

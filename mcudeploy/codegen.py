@@ -30,7 +30,7 @@ from .boards import Board
 from .cnames import c_comment_text
 from .errors import ConfigError, InputError, UnsupportedError
 from .memfit import Demand, FitReport, check_fit
-from .model import Model
+from .model import NPU_CUSTOM_OP, Model
 from .protocol import io_info
 from .templating import has_template, render, template_bytes, template_names
 
@@ -122,7 +122,7 @@ class GenContext:
 
     @property
     def has_npu_op(self) -> bool:
-        return "ethos-u" in self.ops
+        return NPU_CUSTOM_OP in self.ops
 
 
 # -- the generated project ----------------------------------------------------------------
@@ -455,7 +455,7 @@ _ROLES = ("vectors", "code", "model", "data", "arena", "stack")
 # MicroMutableOpResolver method names that do not follow from the op name by the CamelCase rule.
 _RESOLVER_EXCEPTIONS = {
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTM",
-    "ethos-u": "EthosU",
+    NPU_CUSTOM_OP: "EthosU",
     "TFLite_Detection_PostProcess": "DetectionPostprocess",
 }
 TFLM_CODE_BYTES = 110 * 1024  # TFLM + CMSIS-NN text for a small CNN measured 75-86 KB (FACTS)

@@ -23,7 +23,7 @@ from . import __version__
 from ._io import write_temp_beside
 from .cnames import c_comment_text, c_identifier, c_macro_name, c_string_literal, is_section_name
 from .errors import InputError, UnsupportedError
-from .model import TENSOR_TYPES, Model
+from .model import NPU_CUSTOM_OP, TENSOR_TYPES, Model
 from .templating import template_env
 
 FORMATS = ("c-array", "incbin")
@@ -236,7 +236,7 @@ def render_meta_header(model: Model, arena_bytes: int | None = None, *, source: 
         ops=sorted({c_macro_name(op, default="OP") for op in ops}),
         ops_literal=c_string_literal(",".join(ops)),
         op_count=sum(len(sg.operators) for sg in model.subgraphs),
-        has_ethosu="ethos-u" in ops,
+        has_ethosu=NPU_CUSTOM_OP in ops,
     )
 
 
