@@ -61,6 +61,7 @@ class RuntimeParts:
     defines: list[str] = field(default_factory=list)
     cmake: str = ""  # appended to CMakeLists.txt (e.g. the TFLM library target)
     arena_bytes: int = 0  # arena the runtime will ask for at run time
+    arena_note: str = ""  # where that number comes from, for mcd_model_meta.h
 
 
 @dataclass(frozen=True)
@@ -272,12 +273,13 @@ def golden_vectors(model: Model, reference: Model, inputs: np.ndarray) -> dict[s
 MODEL_FORMAT = "incbin"
 
 
-def _model_files(model: Model, arena_bytes: int, runtime: Runtime) -> dict[str, bytes]:
+def _model_files(model: Model, arena_bytes: int, arena_note: str, runtime: Runtime) -> dict[str, bytes]:
     """mcd_model_meta.h and (for runtimes that parse the flatbuffer) the model array, from
     :mod:`mcudeploy.header`, placed in section .mcd_model (the board's model region)."""
     from . import header
 
-    files = {"src/" + header.META_HEADER: header.render_meta_header(model, arena_bytes).encode("ascii")}
+    meta = header.render_meta_header(model, arena_bytes, arena_note=arena_note)
+    files = {"src/" + header.META_HEADER: meta.encode("ascii")}
     if runtime.model_in_image:
         opts = header.check_options(
             model, MODEL_SYMBOL, MODEL_FORMAT, header.DEFAULT_ALIGN, ".mcd_model", "c"
@@ -324,9 +326,12 @@ def generate(
         )
 
     parts = rt.render(ctx)
-    arena = arena_bytes if arena_bytes is not None else parts.arena_bytes
+    if arena_bytes is not None:
+        arena, arena_note = arena_bytes, "given by the user (--arena-bytes)"
+    else:
+        arena, arena_note = parts.arena_bytes, parts.arena_note
     files: dict[str, bytes] = dict(parts.files)
-    files.update(_model_files(model, arena, rt))
+    files.update(_model_files(model, arena, arena_note, rt))
 
     vectors = None
     if mode == "test-vectors" and reference is None and any(not op.builtin for op in model.operators):
@@ -505,6 +510,9 @@ def _render_tflm(ctx: GenContext) -> RuntimeParts:
         sources=sources,
         cmake=render("tflm/tflm.cmake.j2", tv).decode(),
         arena_bytes=arena,
+        arena_note=f"TFLite Micro's need, measured on the host, x{TFLM_ARENA_MARGIN} + {TFLM_ARENA_SLACK} B"
+        if not ctx.has_npu_op
+        else "every non-constant tensor of the Vela model + 8 KiB for the interpreter",
     )
 
 

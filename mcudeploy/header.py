@@ -213,15 +213,20 @@ def resolve_arena_bytes(model: Model, arena_bytes: int | None) -> tuple[int, boo
     return measure_arena(model), True
 
 
-def render_meta_header(model: Model, arena_bytes: int | None = None, *, source: str | None = None) -> str:
+def render_meta_header(
+    model: Model, arena_bytes: int | None = None, *, source: str | None = None, arena_note: str | None = None
+) -> str:
     """The ``mcd_model_meta.h`` text for ``model`` (the shared firmware interface).
 
     ``arena_bytes`` None measures the arena with the host TFLM interpreter (not possible for Vela
-    models, whose ethos-u op it cannot run: pass the number then).
+    models, whose ethos-u op it cannot run: pass the number then); ``arena_note`` says where a
+    given number comes from.
     """
     arena, measured = resolve_arena_bytes(model, arena_bytes)
     ops = model.op_names()
-    note = "measured with the host TFLite Micro interpreter" if measured else "given by the user"
+    note = (
+        "measured with the host TFLite Micro interpreter" if measured else (arena_note or "given by the user")
+    )
     return _render(
         META_HEADER + ".j2",
         source=c_comment_text(source or model.source),

@@ -277,3 +277,18 @@ def test_regeneration_keeps_the_build_folder(digits_int8, tmp_path: Path) -> Non
     codegen.generate(digits_int8, get_board(QEMU), p.path, runtime="c")
     assert marker.read_text() == "cached"  # an incremental rebuild stays possible
     assert not (p.path / "src" / "stale.c").exists()  # everything else is replaced whole
+
+
+def test_meta_header_says_where_the_arena_size_comes_from(digits_int8, tmp_path: Path) -> None:
+    board = get_board(QEMU)
+
+    def meta(p: codegen.Project) -> str:
+        return (p.path / "src" / "mcd_model_meta.h").read_text()
+
+    c = codegen.generate(digits_int8, board, tmp_path / "c", runtime="c")
+    assert "static memory plan" in meta(c) and f"#define MCD_ARENA_BYTES {c.arena_bytes}u" in meta(c)
+    tflm = codegen.generate(digits_int8, board, tmp_path / "tflm", runtime="tflm")
+    assert "measured on the host" in meta(tflm) and f"MCD_ARENA_BYTES {tflm.arena_bytes}u" in meta(tflm)
+    given = codegen.generate(digits_int8, board, tmp_path / "given", runtime="tflm", arena_bytes=40_000)
+    assert "given by the user" in meta(given) and "#define MCD_ARENA_BYTES 40000u" in meta(given)
+    assert "given by the user" not in meta(c) + meta(tflm)

@@ -158,6 +158,7 @@ def _register() -> None:
             files=files,
             sources=["src/mcd_kernels.c", "src/mcd_runtime_c.c"],
             arena_bytes=max(rt.arena_bytes, 16),
+            arena_note="peak of the C runtime's static memory plan",
         )
 
     codegen.register_runtime(
