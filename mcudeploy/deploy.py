@@ -551,12 +551,11 @@ def run_on_target(ctx: Context, rt: str) -> StageOut:
 
 
 def _simulator(board: Any, *, npu: bool) -> Any:
-    """QEMU first (it is the one CI has), except for a Vela model: only the FVP models the NPU."""
-    from .targets import get_simulator
+    from .targets import simulator_for
 
-    for name in ("fvp", "qemu") if npu else ("qemu", "fvp"):
-        if name in board.simulator:
-            return get_simulator(name)(board)
+    sim = simulator_for(board, npu=npu)
+    if sim is not None:
+        return sim
     raise ConfigError(
         f"board '{board.name}' has no simulator; give run.port (a serial port or pyserial URL)",
         hint="or set run.enabled = false to stop after the build",

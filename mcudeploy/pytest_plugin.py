@@ -129,16 +129,16 @@ def mcu_target(mcu_options: MCUOptions, mcu_model: Any, request: pytest.FixtureR
 @contextlib.contextmanager
 def _start_simulator(o: MCUOptions, request: pytest.FixtureRequest) -> Iterator[Any]:
     from .boards import get_board
-    from .targets import get_simulator
+    from .targets import simulator_for
 
     if not o.board:
         _usage("without --mcu-port, --mcu-board names the board whose simulator runs the firmware")
     board = get_board(o.board)
-    name = next((s for s in ("qemu", "fvp") if s in board.simulator), None)
-    if name is None:
+    sim = simulator_for(board)
+    if sim is None:
         _usage(f"board '{board.name}' has no simulator: pass --mcu-port for the flashed board")
     elf = request.getfixturevalue("mcu_firmware")
-    with get_simulator(name)(board).start(elf, timeout=o.timeout) as running:
+    with sim.start(elf, timeout=o.timeout) as running:
         yield running
 
 

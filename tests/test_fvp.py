@@ -10,7 +10,7 @@ import pytest
 
 from mcudeploy.boards import get_board
 from mcudeploy.errors import BoardError, ConfigError
-from mcudeploy.targets import SIMULATORS
+from mcudeploy.targets import SIMULATORS, simulator_for
 from mcudeploy.targets.fvp import FvpSimulator
 
 # The command line TFLM's CI runs the Corstone-300 FVP with (shared FACTS, "FVP names").
@@ -24,6 +24,18 @@ TFLM_CI = (
 
 def params(cmd: list[str]) -> dict[str, str]:
     return dict(cmd[i + 1].split("=", 1) for i, a in enumerate(cmd) if a == "-C")
+
+
+def test_one_rule_picks_the_simulator_for_cli_deploy_and_plugin() -> None:
+    def name(board: str, **kw) -> str | None:
+        sim = simulator_for(get_board(board), **kw)
+        return sim.name if sim else None
+
+    assert name("corstone-300") == "qemu"  # the one CI has
+    assert name("corstone-300", npu=True) == "fvp"  # only the FVP models the Ethos-U
+    assert name("corstone-300", requested="fvp") == "fvp"
+    assert name("corstone-310") == "fvp" and name("qemu-an547", npu=True) == "qemu"
+    assert name("qemu-an547", requested="fvp") is None and name("nucleo-h743zi2") is None
 
 
 def test_registered_on_the_shared_simulator_base() -> None:

@@ -45,7 +45,9 @@ import click
 )
 @click.option("--baud", type=int, help="Baud rate for a real port (default: the board's).")
 @click.option(
-    "--simulator", type=click.Choice(["qemu", "fvp"]), help="Simulator (default: the board's first)."
+    "--simulator",
+    type=click.Choice(["qemu", "fvp"]),
+    help="Simulator (default: QEMU where the board has it; the FVP for a Vela-compiled model).",
 )
 @click.option(
     "--flash/--no-flash",
@@ -198,13 +200,12 @@ def command(
                 flash_firmware(board, firmware)
             summary = measure(model, tr, x, y, out, **kw)
     else:
-        from ..targets.simulator import SIMULATORS
+        from ..model import NPU_CUSTOM_OP
+        from ..targets import simulator_for
 
-        names = [simulator] if simulator else [n for n in ("qemu", "fvp") if n in board.simulator]
-        names = [n for n in names if n in SIMULATORS and n in board.simulator]
-        if not names:
+        sim = simulator_for(board, requested=simulator, npu=NPU_CUSTOM_OP in model.op_names())
+        if sim is None:
             raise ConfigError(f"board '{board.name}' has no simulator this mcudeploy can run; pass --port")
-        sim = SIMULATORS[names[0]](board)
         if firmware is None:
             raise ConfigError("a simulator run needs --firmware ELF or --project DIR")
         with sim.start(firmware, timeout=run_timeout) as running, Transport(running.url) as tr:

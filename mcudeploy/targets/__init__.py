@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import fvp, qemu  # noqa: F401 - importing registers them
 from .simulator import SIMULATORS, RunningSimulator, Simulator, register_simulator
 
@@ -18,4 +20,19 @@ def get_simulator(name: str) -> type[Simulator]:
     return SIMULATORS[name]
 
 
-__all__ = ["SIMULATORS", "RunningSimulator", "Simulator", "get_simulator", "register_simulator"]
+def simulator_for(board: Any, *, requested: str | None = None, npu: bool = False) -> Simulator | None:
+    """The simulator for ``board``'s firmware, or None if the board has none: ``requested``, else
+    QEMU first (it is the one CI has), except for a Vela model: only the FVP models the NPU."""
+    order = (requested,) if requested else ("fvp", "qemu") if npu else ("qemu", "fvp")
+    name = next((n for n in order if n in board.simulator and n in SIMULATORS), None)
+    return SIMULATORS[name](board) if name else None
+
+
+__all__ = [
+    "SIMULATORS",
+    "RunningSimulator",
+    "Simulator",
+    "get_simulator",
+    "register_simulator",
+    "simulator_for",
+]
