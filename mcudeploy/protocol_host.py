@@ -13,6 +13,7 @@ import hashlib
 import importlib.resources
 import os
 import re
+import selectors
 import shutil
 import subprocess
 import time
@@ -25,7 +26,7 @@ import numpy as np
 from ._io import write_text_atomic
 from .errors import BuildError, SimulatorError, ToolMissingError
 
-_PORT_RE = re.compile(rb"MCD_HOST_PORT=(\d+)")
+_PORT_RE = re.compile(rb"MCD_HOST_PORT=(\d+)\r?\n")  # whole line: it may arrive in pieces
 
 
 def templates_dir() -> Path:
@@ -129,18 +130,26 @@ class HostDevice:
             env["MCD_HOST_PORT"] = str(self.port)  # a reset keeps the same address
         self.proc = subprocess.Popen([str(self.exe)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         assert self.proc.stdout is not None
+        # Read with a deadline, not readline(): a device that prints nothing and lives on must not hang us.
+        fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + self.start_timeout
-        line = b""
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            m = _PORT_RE.search(line)
-            if m:
-                self.port = int(m.group(1))
-                return self
-            if not line and self.proc.poll() is not None:
-                break
+        seen = b""
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while (left := deadline - time.monotonic()) > 0 and sel.select(left):
+                chunk = os.read(fd, 4096)
+                seen = (seen + chunk)[-400:]
+                m = _PORT_RE.search(seen)
+                if m:
+                    self.port = int(m.group(1))
+                    return self
+                if not chunk:  # EOF: the device exited
+                    break
         self.stop()
-        raise SimulatorError(f"host device {self.exe.name} did not start (last output {line!r})")
+        raise SimulatorError(
+            f"host device {self.exe.name} did not start within {self.start_timeout:g} s "
+            f"(last output {seen!r})"
+        )
 
     def reset(self) -> None:
         """Power-cycle: kill the process and start it again on the same port."""

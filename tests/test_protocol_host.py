@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mcudeploy import protocol as P
+from mcudeploy.errors import SimulatorError
 from mcudeploy.harness import DeviceLink, DeviceReset, LinkPolicy
 from mcudeploy.protocol_host import HostDevice, build_host_device, toy_layer, toy_meta
 from mcudeploy.targets.transport import Transport
@@ -113,3 +114,14 @@ def test_fresh_flag_reveals_a_reset_whose_hello_was_missed(device: HostDevice) -
             link.infer(x)
         assert link.handshake().sha256
         assert link.infer(x).status == 0  # no longer fresh
+
+
+def test_a_device_that_never_announces_its_port_fails_by_the_deadline(tmp_path: Path) -> None:
+    silent = tmp_path / "silent-device"  # lives on and prints a partial line: no readline() hang
+    silent.write_text("#!/bin/sh\nprintf 'MCD_HOST_PORT='\nexec sleep 60\n")
+    silent.chmod(0o755)
+    dev = HostDevice(silent, start_timeout=1.0)
+    t0 = time.monotonic()
+    with pytest.raises(SimulatorError, match=r"did not start within 1 s \(last output b'MCD_HOST_PORT='\)"):
+        dev.start()
+    assert time.monotonic() - t0 < 10 and dev.proc is None  # killed, not left behind
