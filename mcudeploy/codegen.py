@@ -239,12 +239,9 @@ def load_inputs(model: Model, source: str | Path, count: int) -> np.ndarray:
         if raw is not None and raw.dtype == np.dtype(t.dtype):
             raw = raw[:count]
             return raw.reshape(len(raw), *shape)
-    x = load_representative(source, shape, samples=count)
-    if t.quant is None or np.dtype(t.dtype).kind not in "iu":
-        return x.astype(t.dtype)
-    info = np.iinfo(t.dtype)
-    q = np.round(x / t.quant.scale[0]) + t.quant.zero_point[0]
-    return np.clip(q, info.min, info.max).astype(t.dtype)
+    from .evaluate import quantize_input
+
+    return quantize_input(load_representative(source, shape, samples=count), t)
 
 
 def golden_vectors(model: Model, reference: Model, inputs: np.ndarray) -> dict[str, Any]:

@@ -348,15 +348,10 @@ class ResultsLog:
 # -- running a dataset ------------------------------------------------------------------------------
 def quantize_inputs(model: Any, x: np.ndarray) -> np.ndarray:
     """Float samples -> the model input's raw dtype (already-quantized arrays pass through)."""
+    from .evaluate import quantize_input
+
     t = model.inputs[0]
-    x = np.asarray(x)
-    if x.dtype == np.dtype(t.dtype):
-        return x.reshape(len(x), *t.shape[1:])
-    if t.dtype not in ("int8", "uint8", "int16") or t.quant is None:
-        return x.astype(t.dtype).reshape(len(x), *t.shape[1:])
-    info = np.iinfo(np.dtype(t.dtype))
-    q = np.round(x.astype(np.float64) / t.quant.scale[0]) + t.quant.zero_point[0]
-    return np.clip(q, info.min, info.max).astype(t.dtype).reshape(len(x), *t.shape[1:])
+    return quantize_input(x, t).reshape(len(x), *t.shape[1:])
 
 
 def predict(output: bytes, dtype: str) -> int:

@@ -505,16 +505,10 @@ def _name_parts(tensor_name: str) -> list[str]:
 
 def int8_accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy of an int8 model on the host TFLM interpreter (the bit-exact reference)."""
+    from .evaluate import quantize_input
     from .tflm_host import run_tflm
 
-    t = model.inputs[0]
-    if t.quant is None:
-        raise ConfigError(f"{model.source}: input tensor {t.name!r} has no quantization parameters")
-    info = np.iinfo(np.dtype(t.dtype))
-    q = np.clip(
-        np.round(np.asarray(x, np.float32) / t.quant.scale[0]) + t.quant.zero_point[0], info.min, info.max
-    )
-    out = run_tflm(model, q.astype(t.dtype))
+    out = run_tflm(model, quantize_input(x, model.inputs[0]))
     return float(np.mean(out.reshape(len(x), -1).argmax(axis=1) == np.asarray(y)))
 
 
