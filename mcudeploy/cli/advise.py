@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ._output import emit_json
 from ._training import training_options
 
 _DEFAULT_RECIPES = "ptq,qat,prune,prune-cluster,pcqat"  # mirrors mcudeploy.advise.DEFAULT_RECIPES
@@ -84,13 +85,7 @@ def command(
     )
     if csv_out is not None:
         write_text_atomic(csv_out, to_csv(rows))
-    if json_out is not None:
-        text = json.dumps([r.to_dict() for r in rows], indent=2, sort_keys=True) + "\n"
-        if str(json_out) == "-":
-            click.echo(text, nl=False)
-        else:
-            write_text_atomic(json_out, text)
-    if str(json_out) != "-":
+    if not emit_json(json_out, json.dumps([r.to_dict() for r in rows], indent=2, sort_keys=True) + "\n"):
         _print(console, rows)
 
 

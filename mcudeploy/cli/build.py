@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ._output import emit_json
+
 
 @click.command("build")
 @click.argument("project_dir", metavar="DIR", type=click.Path(path_type=Path))
@@ -25,17 +27,15 @@ def command(
     """Build the project in DIR with CMake and arm-none-eabi-gcc."""
     import json
 
-    from .._io import write_text_atomic
     from ..build import build
     from ..console import console
 
     fw = build(project_dir, build_dir=build_dir, tflm_root=tflm_root, jobs=jobs)
-    if json_out is not None:
-        text = json.dumps({**fw.to_dict(), "elf_path": str(fw.elf), "map_path": str(fw.map)}, indent=2) + "\n"
-        if str(json_out) == "-":
-            click.echo(text, nl=False)
-            return
-        write_text_atomic(json_out, text)
+    if emit_json(
+        json_out,
+        json.dumps({**fw.to_dict(), "elf_path": str(fw.elf), "map_path": str(fw.map)}, indent=2) + "\n",
+    ):
+        return
     runtime = f"{fw.runtime} runtime, {fw.kernels} kernels" if fw.kernels else f"{fw.runtime} runtime"
     console.print(f"built {fw.elf} ({runtime}, board {fw.board}); map: {fw.map}", markup=False)
     for name, size in sorted(fw.sections.items()):

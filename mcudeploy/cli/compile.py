@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ._output import emit_json
+
 if TYPE_CHECKING:
     from ..vela import CompiledModel
     from ..vela_report import VelaReport
@@ -144,12 +146,8 @@ def command(
         out_dir=out,
     )
     report = compiled.report
-    if json_out is not None and str(json_out) == "-":
-        click.echo(vela.report_json(report), nl=False)
-    else:
+    if not emit_json(json_out, vela.report_json(report)):
         _print_report(compiled, layers)
-        if json_out is not None:
-            write_text_atomic(json_out, vela.report_json(report))
     _note(f"Vela model: {compiled.path}")
     # Gates run after the report is shown, so a failure still leaves the numbers in front of the user.
     if b is not None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ._output import emit_json
+
 
 @click.command("evaluate")
 @click.argument("int8_path", metavar="INT8_TFLITE", type=click.Path(path_type=Path))
@@ -64,20 +66,14 @@ def command(
     Inputs are quantized with the int8 model's input scale and zero point. Host TFLM is the
     reference for every bit-exact check: the agreement rows say how TFLite's kernels compare.
     """
-    from .._io import write_text_atomic
     from ..evaluate import enforce_gates, evaluate_files
     from ..inspection import print_evaluation
 
     ev = evaluate_files(
         int8_path, data_path, float_path=float_path, default_kernels=default_kernels, limit=limit
     )
-    doc = json.dumps(ev.to_dict(), indent=2, sort_keys=True) + "\n"
-    if json_out is not None and str(json_out) == "-":
-        click.echo(doc, nl=False)
-    else:
+    if not emit_json(json_out, json.dumps(ev.to_dict(), indent=2, sort_keys=True) + "\n"):
         print_evaluation(ev)
-        if json_out is not None:
-            write_text_atomic(json_out, doc)
     enforce_gates(
         ev,
         {

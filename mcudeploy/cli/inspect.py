@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ._output import emit_json
+
 
 @click.command("inspect")
 @click.argument("model_path", metavar="MODEL_TFLITE", type=click.Path(path_type=Path))
@@ -20,15 +22,12 @@ import click
 )
 def command(model_path: Path, json_out: Path | None) -> None:
     """Validate MODEL_TFLITE and show its operators, tensors, sizes, quantization and MACs."""
-    from .._io import write_text_atomic
     from ..inspection import inspection_dict, print_inspection
     from ..model import read_tflite
 
     model = read_tflite(model_path)
-    if json_out is not None:
-        doc = json.dumps(inspection_dict(model), indent=2, sort_keys=True) + "\n"
-        if str(json_out) == "-":
-            click.echo(doc, nl=False)
-            return
-        write_text_atomic(json_out, doc)
+    if json_out is not None and emit_json(
+        json_out, json.dumps(inspection_dict(model), indent=2, sort_keys=True) + "\n"
+    ):
+        return
     print_inspection(model)

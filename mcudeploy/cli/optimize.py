@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ._output import emit_json
 from ._training import training_options
 
 # Mirrors mcudeploy.optimize (kept literal so --help does not import TensorFlow).
@@ -87,7 +88,7 @@ def command(
       mcudeploy optimize model.keras --data train.npz --recipe prune --structured 2:4 --vela ethos-u55-128
       mcudeploy optimize model.keras --data train.npz --recipe qat --tflite model_qat_int8.tflite
     """
-    from .._io import write_bytes_atomic, write_text_atomic
+    from .._io import write_bytes_atomic
     from ..console import console, err_console
     from ..datasets import load_labelled
     from ..errors import ConfigError
@@ -122,13 +123,7 @@ def command(
     if tflite is not None:
         write_bytes_atomic(tflite, cmp.optimized_int8.data)
     report = {**cmp.to_dict(), "output": out.name, "tflite": tflite.name if tflite else None}
-    if json_out is not None:
-        text = json.dumps(report, indent=2, sort_keys=True) + "\n"
-        if str(json_out) == "-":
-            click.echo(text, nl=False)
-        else:
-            write_text_atomic(json_out, text)
-    if str(json_out) != "-":
+    if not emit_json(json_out, json.dumps(report, indent=2, sort_keys=True) + "\n"):
         _print(console, report, out, tflite)
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ._output import emit_json
+
 _IO_DTYPES = ("int8", "uint8", "int16", "float32")  # mirrors mcudeploy.quantize.IO_DTYPES (fast --help)
 
 
@@ -114,7 +116,7 @@ def command(
     """
     from rich.markup import escape
 
-    from .._io import write_bytes_atomic, write_text_atomic
+    from .._io import write_bytes_atomic
     from ..console import console, err_console
     from ..quantize import quantize
 
@@ -133,13 +135,7 @@ def command(
     out = output or model_path.with_name(result.model.source)
     write_bytes_atomic(out, result.model.data)
     summary = {**result.to_dict(), "output": str(out)}
-    if json_out is not None:
-        text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
-        if str(json_out) == "-":
-            click.echo(text, nl=False)
-        else:
-            write_text_atomic(json_out, text)
-    if str(json_out) != "-":
+    if not emit_json(json_out, json.dumps(summary, indent=2, sort_keys=True) + "\n"):
         _print_summary(console, summary, len(result.model.operators))
     if result.samples < samples:
         err_console.print(
