@@ -766,10 +766,11 @@ def deploy_stages(cfg: dict[str, Any]) -> list[Stage]:
                 f"generate-{rt}",
                 f"generate the {rt} firmware project",
                 _generate(rt),
-                lambda ctx: {
+                # only the TFLM runtime runs the Vela model; the C runtime's project ignores it
+                lambda ctx, rt=rt: {
                     "fw": ctx.options["firmware"]["board"],
                     "hardware": _on_hardware(ctx),
-                    **_paths(ctx, "int8", "vela"),
+                    **_paths(ctx, "int8", *(("vela",) if rt == "tflm" else ())),
                 },
             ),
             Stage(

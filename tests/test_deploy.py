@@ -131,6 +131,16 @@ def test_changed_run_option_reruns_only_run_and_report(deployed, tmp_path: Path,
 
 @pytest.mark.qemu
 @pytest.mark.slow
+def test_changed_vela_target_leaves_the_c_firmware_alone(deployed, tmp_path: Path) -> None:
+    cfg_path, _ = deployed
+    out = _copy_out(deployed, tmp_path)
+    res = deploy(load_config(cfg_path, [("", "out", str(out)), ("vela", "board", "corstone-310")]))
+    ran = {r.name for r in res.results if not r.skipped}
+    assert ran == {"vela", "report"}  # the C runtime never runs the Vela model
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
 def test_failing_stage_names_itself_and_keeps_earlier_artifacts(deployed, tmp_path: Path, capsys) -> None:
     cfg_path, _ = deployed
     out = _copy_out(deployed, tmp_path)
