@@ -35,12 +35,21 @@ TFLM_REQUIRED = (
     "third_party/flatbuffers/include/flatbuffers/flatbuffers.h",
 )
 TFLM_CMSIS_NN_MARKER = "third_party/cmsis_nn/Include/arm_nnfunctions.h"
-TFLM_NPU_REQUIRED = ("third_party/ethos_u_core_driver/include/ethosu_driver.h",)
+# An NPU model needs the real Ethos-U kernel (a CO_PROCESSOR=ethos_u export; without it TFLM's stub
+# kernels/ethosu.cc registers nothing) and the core driver's sources, private headers included
+# (create_tflm_tree.py exports only its include/: copy src/ by hand).
+TFLM_NPU_REQUIRED = (
+    "tensorflow/lite/micro/kernels/ethos_u/ethosu.cc",
+    "third_party/ethos_u_core_driver/include/ethosu_driver.h",
+    "third_party/ethos_u_core_driver/src/ethosu_driver.c",
+    "third_party/ethos_u_core_driver/src/ethosu_device.h",
+)
 TFLM_HINT = (
     f"pass --tflm-root DIR or set {TFLM_ENV} to a tree exported by tflite-micro's "
     "tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py "
     '--makefile_options="TARGET=cortex_m_generic OPTIMIZED_KERNEL_DIR=cmsis_nn TARGET_ARCH=cortex-m55" DIR'
-    " (add CO_PROCESSOR=ethos_u for NPU boards; without OPTIMIZED_KERNEL_DIR it exports reference kernels)"
+    " (add CO_PROCESSOR=ethos_u ETHOSU_ARCH=u55 for NPU boards, then copy the ethos-u-core-driver's src/ to"
+    " DIR/third_party/ethos_u_core_driver/src; without OPTIMIZED_KERNEL_DIR it exports reference kernels)"
 )
 
 

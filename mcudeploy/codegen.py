@@ -501,6 +501,7 @@ def _render_tflm(ctx: GenContext) -> RuntimeParts:
     if ctx.has_npu_op:
         files["src/mcd_npu.c"] = render("tflm/mcd_npu.c.j2", tv)
         files["src/mcd_npu.h"] = template_bytes("tflm/mcd_npu.h")
+        files["src/ethosu/cmsis_compiler.h"] = template_bytes("tflm/ethosu_cmsis_compiler.h")
         sources.append("src/mcd_npu.c")
     return RuntimeParts(
         files=files,
