@@ -121,6 +121,12 @@ def c_firmware(digits_int8, digits_inputs, tmp_path_factory) -> build_mod.Firmwa
 
 
 @pytest.mark.qemu
+def test_c_firmware_builds_without_a_compiler_warning(c_firmware) -> None:
+    log = (c_firmware.elf.parent / "mcudeploy-build.log").read_text()
+    assert "warning:" not in log, [ln for ln in log.splitlines() if "warning:" in ln]
+
+
+@pytest.mark.qemu
 def test_c_runtime_on_qemu_is_bit_exact_with_host_tflm(c_firmware, digits_int8, digits_inputs) -> None:
     board = get_board(QEMU)
     # the linker script put each role in the board's region

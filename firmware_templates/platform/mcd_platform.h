@@ -16,7 +16,7 @@ uint32_t mcd_timer_read(void);
 uint64_t mcd_timer_elapsed(uint32_t start, uint32_t end); /* in the unit mcd_timer_name() names */
 const char *mcd_timer_name(void); /* "dwt-cycles", "systick-cycles" or "icount-instructions" */
 uint32_t mcd_cpu_clock_hz(void);
-void mcd_exit(int code); /* semihosting exit on simulators; spins on hardware */
+__attribute__((noreturn)) void mcd_exit(int code); /* semihosting exit on simulators; spins on hardware */
 
 #ifdef __cplusplus
 }

@@ -13,7 +13,7 @@ uint32_t mcd_timer_read(void);
 uint64_t mcd_timer_elapsed(uint32_t start, uint32_t end);
 const char *mcd_timer_name(void);
 uint32_t mcd_cpu_clock_hz(void);
-void mcd_exit(int code);
+__attribute__((noreturn)) void mcd_exit(int code);
 #ifdef __cplusplus
 }
 #endif
