@@ -88,8 +88,8 @@ def build_host_device(
         write_text_atomic(out / "mcd_model_meta.h", "\n".join([*lines, "#endif", ""]))
     sources = [t / "mcd_protocol.c", t / "host" / "mcd_host_platform.c", t / "host" / "mcd_host_main.c"]
     sources += list(runtime_sources) or [t / "host" / "mcd_host_runtime.c"]
-    # The agreed interface headers in host/ come last so a runtime's own headers take precedence.
-    incs = [out, *include_dirs, t, t / "host"]
+    # The firmware's own interface headers (platform/, app/) come last so a runtime's take precedence.
+    incs = [out, *include_dirs, t, templates_dir() / "platform", templates_dir() / "app"]
     exe = out / "mcd_host_device"
     cmd = [
         cc,
