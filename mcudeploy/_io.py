@@ -21,10 +21,15 @@ def write_temp_beside(path: Path, data: bytes) -> str:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        discard_temp(tmp)
         raise
     return tmp
+
+
+def discard_temp(tmp: str) -> None:
+    """Remove a temp file from write_temp_beside, if it is still there."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -35,8 +40,7 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     try:
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        discard_temp(tmp)
         raise
     return path
 

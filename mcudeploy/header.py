@@ -8,7 +8,6 @@ timestamps, no absolute paths) and are committed all-or-nothing.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
@@ -20,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import __version__
-from ._io import write_temp_beside
+from ._io import discard_temp, write_temp_beside
 from .cnames import c_comment_text, c_identifier, c_macro_name, c_string_literal, is_section_name
 from .errors import InputError, UnsupportedError
 from .model import NPU_CUSTOM_OP, TENSOR_TYPES, Model
@@ -272,8 +271,7 @@ def commit_files(out_dir: Path, files: dict[str, bytes]) -> list[Path]:
         raise InputError(f"{out_dir}: cannot write the generated files ({e.strerror or e})") from None
     finally:
         for tmp in temps.values():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            discard_temp(tmp)
     return [out_dir / fname for fname in sorted(files)]
 
 
