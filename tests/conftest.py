@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import tests.hyp  # noqa: F401  (the hypothesis profile: derandomized in make test)
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

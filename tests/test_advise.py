@@ -8,12 +8,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mcudeploy.advise import AdviceRow, advise, dominates, mark_pareto, to_csv
 from mcudeploy.cli import run
 from mcudeploy.errors import ConfigError, ExitCode
+from tests.hyp import examples
 
 _rows = st.lists(
     st.builds(
@@ -33,7 +34,7 @@ _rows = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@examples(60)
 @given(_rows)
 def test_pareto_front_properties(rows):
     marked = mark_pareto(rows)

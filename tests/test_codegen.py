@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mcudeploy import codegen
@@ -18,6 +18,7 @@ from mcudeploy.cli import run as cli_run
 from mcudeploy.errors import ConfigError, MemoryFitError, UnsupportedError
 from mcudeploy.memfit import Demand, check_fit, plan
 from mcudeploy.tflm_host import run_tflm
+from tests.hyp import examples
 
 QEMU = "qemu-an547"
 
@@ -99,7 +100,7 @@ def test_memfit_read_only_region_refuses_writable_roles() -> None:
     assert check_fit(board, [Demand(ram_role, 16, "x")]).ok
 
 
-@settings(max_examples=40, deadline=None)
+@examples(40)
 @given(
     st.lists(
         st.tuples(

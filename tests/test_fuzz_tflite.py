@@ -22,11 +22,12 @@ from typing import Any
 
 import pytest
 import tflite
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mcudeploy.errors import ModelFormatError
 from mcudeploy.model import Model, parse_tflite
+from tests.hyp import examples
 
 SEED = 20261122
 CASE_SECONDS = 5.0  # per-case parse deadline: a hang is a failure, not a stuck CI job
@@ -326,13 +327,7 @@ def test_specific_corruptions_are_named(digits_int8: Model) -> None:
         assert SOURCE in str(e.value) and needle in str(e.value), (label, str(e.value))
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    derandomize=True,  # the same cases on every run and machine
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@examples(150)
 @given(
     st.lists(st.tuples(st.integers(0, 1 << 20), st.binary(min_size=1, max_size=8)), min_size=1, max_size=4),
     st.integers(0, 1 << 20),

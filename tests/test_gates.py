@@ -6,12 +6,13 @@ import inspect
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mcudeploy import gates
 from mcudeploy.errors import NotFullyInt8Error
 from mcudeploy.model import Model, Operator, QuantParams, Subgraph, Tensor, parse_tflite
+from tests.hyp import examples
 
 Q = QuantParams((0.1,), (0,))
 
@@ -102,7 +103,7 @@ def test_custom_op_is_refused_but_the_npu_op_is_not() -> None:
     assert gates.fully_int8_violations(npu) == []
 
 
-@settings(max_examples=40, deadline=None)
+@examples(40)
 @given(st.lists(st.sampled_from(["int8", "int16", "uint8", "float32"]), min_size=2, max_size=8))
 def test_each_non_int8_activation_is_reported_exactly_once(dtypes: list[str]) -> None:
     tensors = [_t(i, d) for i, d in enumerate(dtypes)]

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mcudeploy.boards import Board, list_boards
@@ -30,6 +30,7 @@ from mcudeploy.header import (
 )
 from mcudeploy.model import Model, parse_tflite, read_tflite
 from mcudeploy.tflm_host import measure_arena
+from tests.hyp import examples
 
 needs_host_cc = pytest.mark.skipif(
     shutil.which("gcc") is None or shutil.which("g++") is None,
@@ -63,7 +64,7 @@ int main(void) {{
 
 
 # -- cnames -------------------------------------------------------------------------------
-@settings(max_examples=300, deadline=None)
+@examples(300)
 @given(st.text())
 def test_c_identifier_is_always_valid(text: str) -> None:
     ident = c_identifier(text)
@@ -82,7 +83,7 @@ def test_c_identifier_examples() -> None:
     assert c_identifier("模型") == "model"
 
 
-@settings(max_examples=300, deadline=None)
+@examples(300)
 @given(st.text())
 def test_comment_and_literal_text_cannot_escape(text: str) -> None:
     comment = c_comment_text(text)
@@ -138,7 +139,7 @@ def test_hostile_text_compiles_to_exactly_its_bytes(lang: str, tmp_path: Path) -
 
 
 # -- the array body -----------------------------------------------------------------------
-@settings(max_examples=60, deadline=None)
+@examples(60)
 @given(st.binary(max_size=200))
 def test_array_body_parses_back(data: bytes) -> None:
     body = render_array_body(data).decode("ascii")

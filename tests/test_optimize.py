@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mcudeploy.cli import run
@@ -20,6 +20,7 @@ from mcudeploy.errors import ConfigError, DatasetError, ExitCode
 from mcudeploy.gates import fully_int8_violations
 from mcudeploy.model import Model, load_keras, read_tflite
 from mcudeploy.optimize import RECIPES, FineTune, WeightStats, _stats, optimize, parse_recipe, to_int8
+from tests.hyp import examples
 
 EPS = 0.02  # sparsity slack: int8 rounding can only add zeros, tfmot rounds the count per tensor
 N_TRAIN = 256
@@ -69,7 +70,7 @@ def test_recipe_errors(text, params, match):
         parse_recipe(text, **params)
 
 
-@settings(max_examples=30, deadline=None)
+@examples(30)
 @given(
     channels=st.integers(1, 6),
     per_channel=st.integers(1, 12),

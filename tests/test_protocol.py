@@ -7,10 +7,11 @@ import struct
 import zlib
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mcudeploy import protocol as P
+from tests.hyp import examples
 
 payloads = st.binary(max_size=300)
 frames = st.builds(
@@ -20,7 +21,7 @@ frames = st.builds(
     payload=payloads,
     flags=st.integers(0, 255),
 )
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = examples(150)
 
 
 def decode_all(data: bytes, chunk: int | None = None) -> tuple[list[P.Frame], list[P.Corrupt], bytes]:

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mcudeploy.errors import UnsupportedError
@@ -21,8 +21,9 @@ from mcudeploy.runtime_c.lower import lower
 from mcudeploy.runtime_c.planner import plan_memory
 from mcudeploy.tflite_builder import GraphBuilder
 from mcudeploy.tflm_host import HostTFLM
+from tests.hyp import examples
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = examples(60)
 
 scales = st.floats(min_value=1e-3, max_value=0.5, allow_nan=False, allow_infinity=False)
 zps = st.integers(min_value=-128, max_value=127)
@@ -407,7 +408,7 @@ def test_unsupported_op_is_refused_by_name() -> None:
     assert "EXP" in str(e.value) and "--runtime tflm" in str(e.value)
 
 
-@settings(max_examples=200, deadline=None)
+@examples(200)
 @given(st.floats(min_value=1e-9, max_value=1e3, allow_nan=False))
 def test_quantize_multiplier_represents_the_scale(m: float) -> None:
     q, shift = quant.quantize_multiplier(m)
