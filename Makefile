@@ -12,7 +12,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: all demo test lint bench setup toolchain venv clean
+.PHONY: all demo test fuzz lint bench setup toolchain venv clean
 
 all: test
 
@@ -52,6 +52,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Every property test with fresh random draws and MCD_FUZZ_SCALE (default 20) times its examples;
+# `make test` runs the same tests derandomized (tests/hyp.py).
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -m hypothesis $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check mcudeploy tests benchmarks
