@@ -16,11 +16,22 @@ import numpy as np
 from .._io import write_bytes_atomic
 from ..cnames import c_comment_text
 from ..model import Model
-from ..templating import render, template_bytes
+from ..templating import render, template_bytes, template_names
 from .lower import Program, lower
 from .planner import MemoryPlan, plan_memory
 
-KERNEL_FILES = ("mcd_kernels.h", "mcd_kernels.c")
+
+def kernel_files() -> list[str]:
+    """The kernel library: every ``mcd_kernels*.h``/``.c`` of the runtime_c templates (sorted), so a new
+    kernel file joins firmware, host executables and the ctypes library without touching this list."""
+    names = template_names("runtime_c")
+    return sorted(n for n in names if n.startswith("mcd_kernels") and n.endswith((".h", ".c")))
+
+
+def kernel_sources() -> list[str]:
+    return [n for n in kernel_files() if n.endswith(".c")]
+
+
 C_TYPES = {"int8": ("int8_t", np.int8), "int32": ("int32_t", np.int32), "float32": ("float", np.float32)}
 # kernels + runtime glue, -O2 Cortex-M55 (measured from the digits build, rounded up)
 C_RUNTIME_CODE_BYTES = 12 * 1024
@@ -133,7 +144,7 @@ def build_c_runtime(model: Model) -> CRuntime:
         "input_bytes": sum(i["nbytes"] for i in ins),
         "output_bytes": sum(o["nbytes"] for o in outs),
     }
-    files = {name: template_bytes(f"runtime_c/{name}") for name in KERNEL_FILES}
+    files = {name: template_bytes(f"runtime_c/{name}") for name in kernel_files()}
     files["mcd_runtime_c.h"] = render("runtime_c/mcd_runtime_c.h.j2", tv)
     files["mcd_runtime_c.c"] = render("runtime_c/mcd_runtime_c.c.j2", tv)
     return CRuntime(prog, plan, files)
@@ -156,7 +167,7 @@ def _register() -> None:
         files = {f"src/{name}": data for name, data in sorted(rt.files.items())}
         return codegen.RuntimeParts(
             files=files,
-            sources=["src/mcd_kernels.c", "src/mcd_runtime_c.c"],
+            sources=[*(f"src/{n}" for n in kernel_sources()), "src/mcd_runtime_c.c"],
             arena_bytes=max(rt.arena_bytes, 16),
             arena_note="peak of the C runtime's static memory plan",
         )

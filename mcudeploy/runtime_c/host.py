@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import BuildError, TargetError, ToolMissingError
 from ..model import Model
 from ..templating import template_bytes
-from .codegen import render_c_runtime
+from .codegen import kernel_files, kernel_sources, render_c_runtime
 from .lower import Program
 
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing")
@@ -44,7 +44,7 @@ def build_host_executable(model: Model, work_dir: str | Path) -> Path:
     render_c_runtime(model, work)
     (work / "host_main.c").write_bytes(template_bytes("runtime_c/host_main.c"))
     exe = work / "mcd_host"
-    srcs = [str(work / n) for n in ("mcd_kernels.c", "mcd_runtime_c.c", "host_main.c")]
+    srcs = [str(work / n) for n in (*kernel_sources(), "mcd_runtime_c.c", "host_main.c")]
     _compile([host_cc(), *CFLAGS, "-I", str(work), *srcs, "-o", str(exe), "-lm"])
     return exe
 
@@ -63,13 +63,13 @@ def run_host_executable(exe: str | Path, model: Model, x: np.ndarray, timeout: f
 # -- kernels via ctypes ---------------------------------------------------------------------
 @cache
 def kernel_library() -> ctypes.CDLL:
-    """mcd_kernels.c compiled once per process into a shared library."""
+    """The kernel library (every mcd_kernels*.c) compiled once per process into a shared library."""
     tmp = Path(tempfile.mkdtemp(prefix="mcd_kernels_"))
-    src = tmp / "mcd_kernels.c"
-    src.write_bytes(template_bytes("runtime_c/mcd_kernels.c"))
-    (tmp / "mcd_kernels.h").write_bytes(template_bytes("runtime_c/mcd_kernels.h"))
+    for name in kernel_files():
+        (tmp / name).write_bytes(template_bytes(f"runtime_c/{name}"))
     lib = tmp / "libmcd_kernels.so"
-    _compile([host_cc(), *CFLAGS, "-shared", "-fPIC", str(src), "-o", str(lib), "-lm"])
+    srcs = [str(tmp / n) for n in kernel_sources()]
+    _compile([host_cc(), *CFLAGS, "-shared", "-fPIC", *srcs, "-o", str(lib), "-lm"])
     return ctypes.CDLL(str(lib))
 
 
