@@ -21,6 +21,7 @@ from mcudeploy.runtime_c.lower import lower
 from mcudeploy.runtime_c.planner import plan_memory
 from mcudeploy.tflite_builder import GraphBuilder
 from mcudeploy.tflm_host import HostTFLM
+from tests.exact_elementwise import OPS, Case, draw, mismatch
 from tests.hyp import examples
 
 SETTINGS = examples(60)
@@ -429,3 +430,41 @@ def test_planner_reuses_memory_without_overlapping_live_tensors(digits_int8) -> 
                 assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
     assert plan.arena_bytes < plan.naive_bytes()
     assert plan.arena_bytes >= max(p.size for p in ps)
+
+
+# -- constants in the reference's precision (issue: float32 multipliers accepted 1-LSB-wrong bytes) --
+@pytest.mark.parametrize(
+    "case",
+    [
+        # RELU with rescale: 0.5f/0.33333334f is 1.5 in float32, 1.4999999553 in double (TFLM: 118, not 119)
+        Case("RELU", 0.5, float(np.float32(1 / 3)), 0, 0),
+        # LEAKY_RELU, both multipliers (TFLM gives 19 for x = 2, a float32 alpha multiplier 20)
+        Case("LEAKY_RELU", 0.25, float(np.float32(4 / 3)), 0, 19, float(np.float32(0.2))),
+    ],
+    ids=["relu", "leaky_relu"],
+)
+def test_elementwise_constants_use_the_reference_precision(case: Case) -> None:
+    assert mismatch(case) is None
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_elementwise_every_input_byte_sampled(op: str) -> None:
+    """All 256 inputs for 40 fixed draws per op (the benchmark runs thousands: bench_elementwise_exact)."""
+    rng = np.random.default_rng(list(OPS).index(op))
+    bad = [(c, r) for c in (draw(op, rng) for _ in range(40)) if (r := mismatch(c)) is not None]
+    assert not bad, f"{len(bad)}/40 cases differ, first: {bad[0]}"
+
+
+def test_fully_connected_per_tensor_multiplier_in_double() -> None:
+    """The issue's instance: a per-tensor FC whose float32 input*filter product moves the output byte."""
+    s_in, s_w, s_out = 0.01314025092869997, 0.00831943191587925, 3.6946444511413574
+    g = GraphBuilder()
+    x = g.tensor((1, 1), "int8", s_in, 0)
+    w = g.const(np.array([[1]]), "int8", scale=s_w, zero_point=0)
+    b = g.const(np.array([-2146095]), "int32", scale=float(np.float32(s_in) * np.float32(s_w)), zero_point=0)
+    y = g.tensor((1, 1), "int8", s_out, 0)
+    g.op("FULLY_CONNECTED", [x, w, b], [y])
+    m = g.build([x], [y])
+    x0 = np.zeros((1, 1), np.int8)
+    assert HostTFLM(m).run(x0)[0].ravel()[0] == -64
+    assert run_program(lower(m), x0)[0].ravel()[0] == -64

@@ -365,7 +365,8 @@ def _relu(c: _Ctx) -> tuple[str, list[int], list[int]]:
     c.int8(x, y)
     so, zo = c.scale(y), c.zp(y)
     lo = max(q.INT8_MIN, zo + q.tf_round(float(q.f32(0.0) / q.f32(so))))
-    return _requantize(c, lo, q.INT8_MAX, float(q.f32(c.scale(x)) / q.f32(so)))
+    # the installed tflite-micro divides the scales in double (probed: tests/exact_elementwise.py)
+    return _requantize(c, lo, q.INT8_MAX, c.scale(x) / so)
 
 
 def _relu6(c: _Ctx) -> tuple[str, list[int], list[int]]:
@@ -379,9 +380,11 @@ def _relu6(c: _Ctx) -> tuple[str, list[int], list[int]]:
 def _leaky_relu(c: _Ctx) -> tuple[str, list[int], list[int]]:
     x, y = c.t(0), c.out
     c.int8(x, y)
-    sx, sy, alpha = q.f32(c.scale(x)), q.f32(c.scale(y)), q.f32(c.op.options.get("alpha", 0.2))
-    ma = q.quantize_multiplier(float(sx * alpha / sy))
-    mi = q.quantize_multiplier(float(sx / sy))
+    # both multipliers in double, left to right, as the installed tflite-micro computes them; alpha is
+    # the float32 of the op options
+    sx, sy, alpha = c.scale(x), c.scale(y), float(q.f32(c.op.options.get("alpha", 0.2)))
+    ma = q.quantize_multiplier(sx * alpha / sy)
+    mi = q.quantize_multiplier(sx / sy)
     return "mcd_k_leaky_relu", [x.num_elements, c.zp(x), c.zp(y), *mi, *ma], [c.op.inputs[0]]
 
 

@@ -1,8 +1,9 @@
 """TFLite's quantization arithmetic, computed at generation time exactly as TFLM's Prepare does.
 
-Scales in a .tflite are float32; TFLM widens some products to double and computes others in
-float32 first. Each helper follows the order of the kernel it serves, because a multiplier one
-LSB off is a different output byte.
+Scales in a .tflite are float32; the installed tflite-micro (the reference) computes scale ratios
+in double (RELU, LEAKY_RELU, FULLY_CONNECTED, conv, MUL, ADD ...) and a few values in float32
+(activation bounds, HARD_SWISH, RESIZE coordinates). Each helper follows the order of the kernel
+it serves, because a multiplier one LSB off is a different output byte.
 """
 
 from __future__ import annotations
@@ -85,8 +86,10 @@ def conv_multipliers(in_scale: float, filter_scales: tuple[float, ...], out_scal
 
 
 def fc_multiplier(in_scale: float, filter_scale: float, out_scale: float) -> tuple[int, int]:
-    """GetQuantizedConvolutionMultipler: the input×filter product is taken in float32 first."""
-    return quantize_multiplier(float(f32(in_scale) * f32(filter_scale)) / out_scale)
+    """GetQuantizedConvolutionMultipler as the installed tflite-micro computes it: every product and
+    ratio in double, with and without a bias (probed against host TFLM on accumulators where the
+    float32 product gives another byte; the older sources multiply in float32 first)."""
+    return quantize_multiplier(in_scale * filter_scale / out_scale)
 
 
 def softmax_params(beta: float, in_scale: float) -> tuple[int, int, int]:
