@@ -7,7 +7,6 @@ on load and errors name the file and the key at fault. Users may point at their 
 
 from __future__ import annotations
 
-import importlib.resources
 import itertools
 import os
 import re
@@ -18,6 +17,7 @@ from typing import Any
 
 import tomllib
 
+from ._resources import package_data
 from .errors import BoardError
 
 CPUS = {
@@ -362,11 +362,7 @@ def _parse_toml(text: str, source: str) -> Board:
 
 def _board_files() -> list[tuple[str, Any]]:
     """(file name, readable) for the shipped boards plus MCUDEPLOY_BOARDS_PATH folders."""
-    files = [
-        (f.name, f)
-        for f in importlib.resources.files("mcudeploy.boards_data").iterdir()
-        if f.name.endswith(".toml")
-    ]
+    files = [(f.name, f) for f in package_data("mcudeploy.boards_data").iterdir() if f.name.endswith(".toml")]
     for folder in filter(None, os.environ.get("MCUDEPLOY_BOARDS_PATH", "").split(os.pathsep)):
         files += [(p.name, p) for p in Path(folder).glob("*.toml")]
     return sorted(files, key=lambda x: x[0])
@@ -406,5 +402,5 @@ def vela_ini_path(board: Board) -> Path | None:
     """The Vela ini shipped for this board (boards/vela/NAME.ini), if it names one."""
     if board.npu is None or not board.npu.vela_ini:
         return None
-    res = importlib.resources.files("mcudeploy.boards_data").joinpath("vela", board.npu.vela_ini)
+    res = package_data("mcudeploy.boards_data").joinpath("vela", board.npu.vela_ini)
     return Path(str(res))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.resources
 import os
 import re
 import selectors
@@ -24,13 +23,14 @@ from types import TracebackType
 import numpy as np
 
 from ._io import write_text_atomic
+from ._resources import package_data
 from .errors import BuildError, SimulatorError, ToolMissingError
 
 _PORT_RE = re.compile(rb"MCD_HOST_PORT=(\d+)\r?\n")  # whole line: it may arrive in pieces
 
 
 def templates_dir() -> Path:
-    return Path(str(importlib.resources.files("mcudeploy.templates")))
+    return Path(str(package_data("mcudeploy.templates")))
 
 
 def toy_layer(x: np.ndarray, output_bytes: int) -> np.ndarray:

@@ -6,15 +6,16 @@ an empty string into firmware.
 
 from __future__ import annotations
 
-import importlib.resources
 from functools import cache
 from typing import Any
 
 import jinja2
 
+from ._resources import package_data
+
 
 def _root() -> Any:  # importlib.resources Traversable
-    return importlib.resources.files("mcudeploy.templates")
+    return package_data("mcudeploy.templates")
 
 
 @cache
