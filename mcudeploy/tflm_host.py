@@ -7,7 +7,13 @@ by :mod:`mcudeploy.model` before their bytes reach TFLM, which is not a validato
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +24,8 @@ from .model import Model
 
 _ALLOC_RE = re.compile(rb"Arena allocation total (\d+) bytes")
 DEFAULT_ARENA = 4 * 1024 * 1024
+_PROBE_MODULE = "mcudeploy.arena_probe"  # the child that searches (tests swap in one that crashes)
+_PKG_PARENT = str(Path(__file__).resolve().parent.parent)  # so the child imports this mcudeploy
 
 
 def _runtime() -> Any:
@@ -88,33 +96,43 @@ def measure_arena(model: Model) -> int:
     """The TFLM arena the model needs: the smallest arena size (multiple of 16) that the runtime accepts.
 
     The recorded allocation is the starting guess; a binary search then finds the true minimum,
-    which includes the interpreter's own bookkeeping.
+    which includes the interpreter's own bookkeeping. The search runs in a child process
+    (:mod:`mcudeploy.arena_probe`): TFLM segfaults for some too-small arenas, and a crash there
+    must end in an error naming the model, not take mcudeploy down.
     """
-    recorded = HostTFLM(model).allocation_report()  # refuses custom ops first
-    rt = _runtime()
-
-    def fits(size: int) -> bool:
-        try:
-            with captured_fd2():
-                interp = rt.Interpreter.from_bytes(model.data, arena_size=size)
-                for i, t in enumerate(model.inputs):
-                    interp.set_input(np.zeros(t.shape, t.dtype), i)
-                interp.invoke()
-            return True
-        except RuntimeError:
-            return False
-
-    lo, hi = 16, max(recorded, 16)
-    while not fits(hi):
-        lo, hi = hi, hi * 2
-        if hi > 512 * 1024 * 1024:  # pragma: no cover
-            raise UnsupportedError(f"{model.source}: TFLM needs more than 512 MiB of arena")
-    while hi - lo > 16:
-        mid = (lo + hi) // 2 // 16 * 16
-        if mid <= lo:
-            break
-        if fits(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    _check_runnable(model)
+    inputs = json.dumps([[list(t.shape), t.dtype] for t in model.inputs])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [_PKG_PARENT, os.environ.get("PYTHONPATH")])),
+    }
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", _PROBE_MODULE, inputs],
+            input=model.data,
+            capture_output=True,
+            env=env,
+            check=False,
+        )
+    except OSError as e:  # pragma: no cover - the Python that runs us cannot be started again
+        raise ToolMissingError(f"cannot start a child Python to measure the arena ({e})") from None
+    hint = "pass --arena-bytes N to give the arena size yourself"
+    if proc.returncode < 0:
+        sig = signal.Signals(-proc.returncode).name
+        raise UnsupportedError(
+            f"{model.source}: the host TFLite Micro interpreter crashed ({sig}) while measuring the arena",
+            hint=hint,
+        )
+    try:
+        result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise UnsupportedError(
+            f"{model.source}: the arena measurement failed (exit {proc.returncode}): {' / '.join(tail)}",
+            hint=hint,
+        ) from None
+    if "error" in result:
+        raise UnsupportedError(
+            f"{model.source}: TFLM could not prepare the model: {result['error']}", hint=hint
+        )
+    return int(result["minimum"])
