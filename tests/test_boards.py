@@ -23,6 +23,7 @@ REQUIRED = {
     "qemu-an547",
     "qemu-an386",
     "qemu-an500",
+    "qemu-an505",
     "nucleo-h743zi2",
     "nrf52840dk",
     "alif-e7-appkit",
@@ -277,4 +278,4 @@ def test_qemu_board_boots(name: str, tmp_path: Path) -> None:
 
 def test_qemu_boards_cover_the_mps2_machines() -> None:
     machines = {get_board(n).simulator["qemu"]["machine"] for n in QEMU_BOARDS}
-    assert {"mps2-an386", "mps2-an500", "mps3-an547"} <= machines
+    assert {"mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547"} <= machines

@@ -1,4 +1,5 @@
-"""The C runtime on QEMU mps3-an547 (Cortex-M55): every digits test sample, byte-identical to host TFLM."""
+"""The C runtime on QEMU, byte-identical to host TFLM: every digits test sample on mps3-an547 (M55),
+a kernel mix on each CPU board (M55, M4, M7, M33)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from mcudeploy.tflite_builder import GraphBuilder
 from mcudeploy.tflm_host import run_tflm
 
 QEMU = "qemu-an547"
+# one QEMU board per CPU the runtime has a SIMD path for: M55 (MVE), M4, M7, M33 (DSP extension)
+ARCH_BOARDS = ["qemu-an547", "qemu-an386", "qemu-an500", "qemu-an505"]
 TV_LINE = re.compile(r"^MCD-TV (\d+) (ok|MISMATCH) t=(\d+) npu=(\d+) out=([0-9a-f]*)\r?$", re.MULTILINE)
 
 
@@ -107,12 +110,14 @@ def _kernel_mix_model():
 
 
 @pytest.mark.qemu
-def test_c_runtime_kernel_mix_on_qemu_matches_host_tflm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("board", ARCH_BOARDS)
+def test_c_runtime_kernel_mix_on_qemu_matches_host_tflm(board: str, tmp_path: Path) -> None:
+    """Each architecture path the runtime compiles (MVE on M55, DSP on M4/M7/M33) on its QEMU board."""
     model = _kernel_mix_model()
     x = np.random.default_rng(2).integers(-128, 128, (40, 8, 8, 12), dtype=np.int8)
-    p = codegen.generate(model, get_board(QEMU), tmp_path / "proj", runtime="c", inputs=x)
+    p = codegen.generate(model, get_board(board), tmp_path / "proj", runtime="c", inputs=x)
     fw = build_mod.build(p.path)
-    with QemuSimulator(get_board(QEMU)).start(fw.elf, timeout=120.0) as running:
+    with QemuSimulator(get_board(board)).start(fw.elf, timeout=120.0) as running:
         uart = running.read_uart().decode("ascii", "replace")
         code = running.wait()
     rows = TV_LINE.findall(uart)
