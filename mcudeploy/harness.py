@@ -238,6 +238,10 @@ class DeviceLink:
         f = self.request(P.MsgType.BENCH, P.bench_request(runs, input_bytes), P.MsgType.BENCH_RESULT)
         return _decode_reply(P.BenchResult.decode, f)
 
+    def profile(self, input_bytes: bytes) -> P.ProfileResult:
+        f = self.request(P.MsgType.PROFILE, input_bytes, P.MsgType.PROFILE_RESULT)
+        return _decode_reply(P.ProfileResult.decode, f)
+
 
 def _decode_reply(decode: Callable[[bytes], _T], frame: P.Frame) -> _T:
     """A reply's payload parsed; a malformed one fails the request like any other bad reply."""

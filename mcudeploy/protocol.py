@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: PROFILE / PROFILE_RESULT, HELLO keys layers and stack_size
 SYNC = b"\xa5\x5a"
 HEADER = struct.Struct("<2sBBHIH")  # sync, type, flags, seq, len, hcrc
 HEADER_SIZE = HEADER.size  # 12
@@ -39,8 +39,10 @@ class MsgType(IntEnum):
     GET_HELLO = 0x02  # host -> device
     INFER = 0x10  # host -> device: input bytes
     BENCH = 0x11  # host -> device: u32 runs + input bytes
+    PROFILE = 0x12  # host -> device: input bytes; one invoke with every layer timed
     INFER_RESULT = 0x90
     BENCH_RESULT = 0x91
+    PROFILE_RESULT = 0x92
     ERROR = 0x7F  # device -> host: u8 request type, u8 code, UTF-8 text
 
 
@@ -196,6 +198,8 @@ class Hello:
     max_payload: int = 0
     npu: bool = False
     io: str = ""
+    layers: int = 0  # layers the runtime can time (0: no per-layer profile)
+    stack_size: int = 0  # bytes reserved for the stack (0: unknown)
     boot: bool = False
 
     @classmethod
@@ -227,6 +231,8 @@ class Hello:
                 max_payload=int(kv.get("max_payload", "0")),
                 npu=kv.get("npu", "0") == "1",
                 io=kv.get("io", ""),
+                layers=int(kv.get("layers", "0")),
+                stack_size=int(kv.get("stack_size", "0")),
                 boot=bool(flags & FLAG_BOOT),
             )
         except ValueError as e:
@@ -246,6 +252,8 @@ class Hello:
             ("max_payload", self.max_payload),
             ("timer", self.timer),
             ("npu", int(self.npu)),
+            ("layers", self.layers),
+            ("stack_size", self.stack_size),
             ("io", self.io),
         ]
         return "".join(f"{k}={v}\n" for k, v in fields).encode()
@@ -296,6 +304,39 @@ class BenchResult:
     @property
     def mean(self) -> float:
         return self.total / self.runs if self.runs else 0.0
+
+
+PROFILE_RESULT_HEAD = struct.Struct("<iQQIII")  # status, elapsed, npu cycles, stack used, stack size, layers
+PROFILE_LAYER = struct.Struct("<IQ")  # model operator index, elapsed (timer unit)
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """One invoke timed per layer: ``layers`` is ``(operator index, elapsed)`` in execution order."""
+
+    status: int
+    cycles: int
+    npu_cycles: int
+    stack_used: int
+    stack_size: int
+    layers: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def decode(cls, payload: bytes) -> ProfileResult:
+        if len(payload) < PROFILE_RESULT_HEAD.size:
+            raise ValueError(f"PROFILE_RESULT of {len(payload)} bytes is shorter than its header")
+        status, cycles, npu, used, size, n = PROFILE_RESULT_HEAD.unpack_from(payload)
+        want = PROFILE_RESULT_HEAD.size + n * PROFILE_LAYER.size
+        if len(payload) != want:
+            raise ValueError(f"PROFILE_RESULT with {n} layers must be {want} bytes, got {len(payload)}")
+        layers = tuple(PROFILE_LAYER.iter_unpack(payload[PROFILE_RESULT_HEAD.size :]))
+        return cls(status, cycles, npu, used, size, layers)
+
+    def encode(self) -> bytes:
+        head = PROFILE_RESULT_HEAD.pack(
+            self.status, self.cycles, self.npu_cycles, self.stack_used, self.stack_size, len(self.layers)
+        )
+        return head + b"".join(PROFILE_LAYER.pack(op, t) for op, t in self.layers)
 
 
 def bench_request(runs: int, input_bytes: bytes = b"") -> bytes:

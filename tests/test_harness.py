@@ -25,7 +25,7 @@ needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a host
 
 def hello(**kw) -> P.Hello:
     base = dict(
-        proto=1,
+        proto=P.PROTOCOL_VERSION,
         sha256="ab" * 32,
         runtime="c",
         board="b",
@@ -45,7 +45,7 @@ def test_check_hello_refuses_another_model_protocol_or_layout() -> None:
     check_hello(hello(sha256="ab" * 8), exp)  # a 16-digit prefix is enough
     for bad, match in [
         (dict(sha256="cd" * 32), "runs model"),
-        (dict(proto=2), "protocol v2"),
+        (dict(proto=1), "protocol v1"),  # firmware built before PROFILE existed
         (dict(output_bytes=11), "output bytes"),
         (dict(io="in=z;out=y"), "reports I/O"),
         (dict(runtime="tflm"), "runtime"),

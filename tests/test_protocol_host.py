@@ -125,3 +125,73 @@ def test_a_device_that_never_announces_its_port_fails_by_the_deadline(tmp_path: 
     with pytest.raises(SimulatorError, match=r"did not start within 1 s \(last output b'MCD_HOST_PORT='\)"):
         dev.start()
     assert time.monotonic() - t0 < 10 and dev.proc is None  # killed, not left behind
+
+
+def _small_c_model():
+    """CONV_2D -> RESHAPE (an alias: no layer) -> FULLY_CONNECTED -> SOFTMAX, all int8."""
+    from mcudeploy.tflite_builder import GraphBuilder
+
+    rng = np.random.default_rng(5)
+    g = GraphBuilder()
+    x = g.tensor((1, 6, 6, 2), "int8", 0.05, -3)
+    w = g.const(rng.integers(-127, 128, (4, 3, 3, 2)).astype(np.int8), "int8", scale=[0.02], zero_point=0)
+    b = g.const(rng.integers(-500, 500, 4), "int32", scale=[0.001], zero_point=0)
+    c = g.tensor((1, 6, 6, 4), "int8", 0.1, 2)
+    g.op("CONV_2D", [x, w, b], [c], padding=0, stride_h=1, stride_w=1, fused_activation_function=1)
+    flat = g.tensor((1, 144), "int8", 0.1, 2)
+    g.op("RESHAPE", [c, g.const(np.array([1, 144]), "int32")], [flat])
+    fw = g.const(rng.integers(-127, 128, (10, 144)).astype(np.int8), "int8", scale=[0.01], zero_point=0)
+    logits = g.tensor((1, 10), "int8", 0.2, 0)
+    g.op("FULLY_CONNECTED", [flat, fw, -1], [logits])
+    y = g.tensor((1, 10), "int8", 1 / 256, -128)
+    g.op("SOFTMAX", [logits], [y], beta=1.0)
+    return g.build([x], [y])
+
+
+def test_profile_times_every_layer_of_the_c_runtime(tmp_path: Path) -> None:
+    """PROFILE over the real protocol with the generated C runtime: one record per kernel step, named
+    by the model's operator index (the RESHAPE alias is no layer), inner times within the whole, and the
+    profiled invoke leaves plain INFER untouched."""
+    from mcudeploy.runtime_c.codegen import kernel_sources, render_c_runtime
+
+    model = _small_c_model()
+    src = tmp_path / "rt"
+    render_c_runtime(model, src)
+    meta = {
+        "MCD_MODEL_SHA256": f'"{model.sha256}"',
+        "MCD_INPUT_BYTES": f"{model.inputs[0].nbytes}u",
+        "MCD_OUTPUT_BYTES": f"{model.outputs[0].nbytes}u",
+        "MCD_ARENA_BYTES": "0u",
+        "MCD_IO_INFO": f'"{P.io_info(model)}"',
+    }
+    exe = build_host_device(
+        tmp_path / "dev",
+        meta,
+        runtime_sources=[src / n for n in (*kernel_sources(), "mcd_runtime_c.c")],
+        include_dirs=[src],
+    )
+    x = np.random.default_rng(9).integers(-128, 128, (3, model.inputs[0].nbytes)).astype(np.int8)
+    with HostDevice(exe) as dev, Transport(dev.url) as tr:
+        link = DeviceLink(tr)
+        link.wait_hello()
+        hello = link.handshake()
+        assert hello.proto == P.PROTOCOL_VERSION == 2 and hello.layers == 3 and hello.stack_size == 0
+        for s in x:
+            before = link.infer(s.tobytes())
+            p = link.profile(s.tobytes())
+            after = link.infer(s.tobytes())
+            assert p.status == 0 and [op for op, _ in p.layers] == [0, 2, 3]
+            assert sum(t for _, t in p.layers) <= p.cycles
+            assert before.output == after.output
+        tr.write(P.encode_frame(P.MsgType.PROFILE, 91, b"short"))
+        (f,) = read_events(tr, link.decoder)
+    err = P.DeviceError.decode(f.payload)
+    assert (err.code, err.request_type) == (P.ErrorCode.BAD_LENGTH, P.MsgType.PROFILE)
+
+
+def test_profile_result_decoding_refuses_a_wrong_length() -> None:
+    r = P.ProfileResult(0, 1000, 0, 512, 4096, ((0, 400), (2, 500)))
+    assert P.ProfileResult.decode(r.encode()) == r
+    for bad in (r.encode()[:-1], r.encode() + b"\0", b"\0" * 8):
+        with pytest.raises(ValueError, match="PROFILE_RESULT"):
+            P.ProfileResult.decode(bad)

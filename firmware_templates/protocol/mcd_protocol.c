@@ -28,6 +28,8 @@
 
 #define MCD_HEADER_BYTES 12u
 #define MCD_INFER_HEAD_BYTES 20u /* i32 status, u64 cpu elapsed, u64 npu cycles */
+#define MCD_PROFILE_HEAD_BYTES 32u /* + u32 stack used, u32 stack size, u32 layers */
+#define MCD_PROFILE_LAYER_BYTES 12u /* u32 op index, u64 elapsed */
 
 static uint8_t mcd_rx[MCD_PROTOCOL_MAX_PAYLOAD] __attribute__((aligned(16)));
 static uint8_t mcd_out[(MCD_OUTPUT_BYTES) > 0 ? (MCD_OUTPUT_BYTES) : 1] __attribute__((aligned(16)));
@@ -62,27 +64,45 @@ static void write_bytes(const uint8_t *p, uint32_t n)
     for (uint32_t i = 0; i < n; i++) mcd_uart_putc(p[i]);
 }
 
-/* A frame whose payload is head + body, so results are sent without copying the output. */
-static void send_parts(uint8_t type, uint8_t flags, uint16_t seq, const uint8_t *head, uint32_t head_len,
-                       const uint8_t *body, uint32_t body_len)
+/* A frame written as it goes: header, then payload pieces, then the CRC, so replies of any length
+ * (outputs, per-layer profiles) need no buffer. The pieces must add up to the announced length. */
+static uint32_t tx_crc;
+
+static void frame_begin(uint8_t type, uint8_t flags, uint16_t seq, uint32_t len)
 {
     uint8_t h[MCD_HEADER_BYTES];
-    uint8_t c[4];
     h[0] = 0xA5u;
     h[1] = 0x5Au;
     h[2] = type;
     h[3] = (uint8_t)(flags | mcd_fresh);
     put_u16(h + 4, seq);
-    put_u32(h + 6, head_len + body_len);
+    put_u32(h + 6, len);
     put_u16(h + 10, (uint16_t)mcd_crc32_update(0, h + 2, 8));
-    uint32_t crc = mcd_crc32_update(0, h + 2, 10);
-    crc = mcd_crc32_update(crc, head, head_len);
-    crc = mcd_crc32_update(crc, body, body_len);
-    put_u32(c, crc);
+    tx_crc = mcd_crc32_update(0, h + 2, 10);
     write_bytes(h, MCD_HEADER_BYTES);
-    write_bytes(head, head_len);
-    write_bytes(body, body_len);
+}
+
+static void frame_write(const uint8_t *p, uint32_t n)
+{
+    tx_crc = mcd_crc32_update(tx_crc, p, n);
+    write_bytes(p, n);
+}
+
+static void frame_end(void)
+{
+    uint8_t c[4];
+    put_u32(c, tx_crc);
     write_bytes(c, 4);
+}
+
+/* A frame whose payload is head + body, so results are sent without copying the output. */
+static void send_parts(uint8_t type, uint8_t flags, uint16_t seq, const uint8_t *head, uint32_t head_len,
+                       const uint8_t *body, uint32_t body_len)
+{
+    frame_begin(type, flags, seq, head_len + body_len);
+    frame_write(head, head_len);
+    frame_write(body, body_len);
+    frame_end();
 }
 
 void mcd_protocol_send(uint8_t type, uint8_t flags, uint16_t seq, const uint8_t *payload, uint32_t len)
@@ -136,6 +156,8 @@ void mcd_protocol_send_hello(uint16_t seq, uint8_t flags)
     hello_kn("max_payload", (uint64_t)(MCD_PROTOCOL_MAX_PAYLOAD));
     hello_kv("timer", mcd_timer_name());
     hello_kn("npu", MCD_HAS_NPU);
+    hello_kn("layers", mcd_runtime_layer_count());
+    hello_kn("stack_size", mcd_stack_size());
     hello_kv("io", MCD_IO_INFO);
     mcd_protocol_send(MCD_MSG_HELLO, flags, seq, (const uint8_t *)mcd_hello, (uint32_t)hello_len);
 }
@@ -189,6 +211,38 @@ static void handle_bench(uint16_t seq, uint32_t len)
     mcd_protocol_send(MCD_MSG_BENCH_RESULT, 0, seq, out, sizeof(out));
 }
 
+/* PROFILE: one invoke with every layer timed, and the stack high-water mark of the request. */
+static void handle_profile(uint16_t seq, uint32_t len)
+{
+    if (len != (uint32_t)(MCD_INPUT_BYTES)) {
+        send_error(MCD_MSG_PROFILE, seq, MCD_ERR_BAD_LENGTH, "PROFILE payload must be exactly MCD_INPUT_BYTES");
+        return;
+    }
+    const uint32_t layers = mcd_runtime_layer_count();
+    uint8_t head[MCD_PROFILE_HEAD_BYTES];
+    mcd_stack_paint();
+    mcd_runtime_profile_clock(mcd_timer_read);
+    uint32_t t0 = mcd_timer_read();
+    int rc = mcd_runtime_invoke(mcd_rx, mcd_out);
+    uint32_t t1 = mcd_timer_read();
+    mcd_runtime_profile_clock(0);
+    put_u32(head, (uint32_t)rc);
+    put_u64(head + 4, mcd_timer_elapsed(t0, t1));
+    put_u64(head + 12, mcd_runtime_npu_cycles());
+    put_u32(head + 20, mcd_stack_used());
+    put_u32(head + 24, mcd_stack_size());
+    put_u32(head + 28, layers);
+    frame_begin(MCD_MSG_PROFILE_RESULT, 0, seq, MCD_PROFILE_HEAD_BYTES + layers * MCD_PROFILE_LAYER_BYTES);
+    frame_write(head, sizeof(head));
+    for (uint32_t i = 0; i < layers; i++) {
+        uint8_t rec[MCD_PROFILE_LAYER_BYTES];
+        put_u32(rec, mcd_runtime_layer_op(i));
+        put_u64(rec + 4, mcd_timer_elapsed(0, mcd_runtime_layer_ticks(i)));
+        frame_write(rec, sizeof(rec));
+    }
+    frame_end();
+}
+
 static uint8_t getc8(void) { return (uint8_t)mcd_uart_getc(); }
 
 void mcd_protocol_serve(void)
@@ -225,6 +279,7 @@ void mcd_protocol_serve(void)
             break;
         case MCD_MSG_INFER: handle_infer(seq, len); break;
         case MCD_MSG_BENCH: handle_bench(seq, len); break;
+        case MCD_MSG_PROFILE: handle_profile(seq, len); break;
         default: send_error(type, seq, MCD_ERR_UNKNOWN_TYPE, "unknown request type"); break;
         }
     }

@@ -14,15 +14,17 @@
 extern "C" {
 #endif
 
-#define MCD_PROTOCOL_VERSION 1u
+#define MCD_PROTOCOL_VERSION 2u
 
 enum mcd_msg_type {
     MCD_MSG_HELLO = 0x01,
     MCD_MSG_GET_HELLO = 0x02,
     MCD_MSG_INFER = 0x10,
     MCD_MSG_BENCH = 0x11,
+    MCD_MSG_PROFILE = 0x12,
     MCD_MSG_INFER_RESULT = 0x90,
     MCD_MSG_BENCH_RESULT = 0x91,
+    MCD_MSG_PROFILE_RESULT = 0x92,
     MCD_MSG_ERROR = 0x7F
 };
 
@@ -37,7 +39,7 @@ enum mcd_error_code {
 #define MCD_FLAG_BOOT 0x01u  /* the unsolicited HELLO after reset */
 #define MCD_FLAG_FRESH 0x02u /* on every frame since reset until the host sends GET_HELLO */
 
-/* Announce HELLO (flag BOOT), then serve GET_HELLO / INFER / BENCH forever. */
+/* Announce HELLO (flag BOOT), then serve GET_HELLO / INFER / BENCH / PROFILE forever. */
 void mcd_protocol_serve(void);
 
 /* Building blocks, exposed for host tests and for apps that add their own messages. */

@@ -94,6 +94,9 @@ uint32_t mcd_timer_read(void)
 uint64_t mcd_timer_elapsed(uint32_t start, uint32_t end) { return (uint32_t)(end - start); }
 const char *mcd_timer_name(void) { return "host-ns"; }
 uint32_t mcd_cpu_clock_hz(void) { return 1000000000u; }
+void mcd_stack_paint(void) {}
+uint32_t mcd_stack_used(void) { return 0; } /* unknown on the host */
+uint32_t mcd_stack_size(void) { return 0; }
 
 void mcd_exit(int code)
 {
