@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-console = Console(highlight=False, soft_wrap=True, emoji=False)
+# Width of results written to a file or a pipe: wide enough that no table column is cut or folded.
+PIPE_WIDTH = 400
+
+
+class _ResultConsole(Console):
+    """stdout console: terminal width on a terminal; on a pipe or file, never rich's 80-column default.
+
+    Rich falls back to 80 columns when stdout is not a terminal, which cuts wide tables (advise,
+    compile --sweep) in CI logs and redirected output. COLUMNS, when set, still wins.
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dims = Console.size.fget(self)  # type: ignore[attr-defined]
+        if self._width is None and not self.is_terminal and not os.environ.get("COLUMNS"):
+            return ConsoleDimensions(max(dims.width, PIPE_WIDTH), dims.height)
+        return dims
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+console = _ResultConsole(highlight=False, soft_wrap=True, emoji=False)
 err_console = Console(stderr=True, highlight=False, emoji=False)
 
 T = TypeVar("T")

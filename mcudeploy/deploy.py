@@ -665,7 +665,9 @@ def report_data(options: dict[str, Any], summaries: dict[str, dict[str, Any]]) -
                 "Vela",
                 f"{vela['accelerator']} ({vela.get('board') or 'no board'}): "
                 f"{vela['npu_ops']} NPU ops, {len(vela['cpu_ops'])} CPU ops, "
-                f"{vela['inference_time_s'] * 1e3:.3f} ms/inference estimated",
+                f"{vela['npu_cycles']:,} NPU cycles, {vela['total_cycles']:,} total cycles, "
+                f"{vela['inference_time_s'] * 1e3:.3f} ms/inference estimated"
+                + (" for the NPU part only (CPU ops not estimated)" if vela["cpu_ops"] else ""),
             )
         )
         data["npu_layers"] = vela["per_layer"]

@@ -19,6 +19,16 @@ from .model import NPU_CUSTOM_OP, Model
 
 NO_REASON = "placed on the CPU by Vela (it gave no reason)"
 
+# One name and one meaning for Vela's two cycle counts wherever they are shown (compile, advise,
+# optimize, sweep and advise CSVs use the field names npu_cycles / total_cycles for the same two).
+NPU_CYCLES = "NPU cycles"
+TOTAL_CYCLES = "total cycles"
+CYCLES_LEGEND = (
+    f"{NPU_CYCLES}: Vela's estimate of the NPU's compute alone; {TOTAL_CYCLES}: the NPU part of the "
+    "inference including its memory traffic (weights, feature maps), from which inference time is "
+    "computed. Neither counts operators left for the CPU."
+)
+
 # Per-layer CSV header -> our key. Vela's column names are kept in `vela_column` for the docs.
 PER_LAYER_COLUMNS: dict[str, str] = {
     "Original Operator": "original_op",
@@ -160,6 +170,17 @@ class VelaReport:
     vela_model_sha256: str = ""
     vela_model_bytes: int = 0
     vela_version: str = ""
+
+    def npu_only_caveat(self) -> str | None:
+        """What Vela's cycles and times leave out when operators fall back to the CPU (None if none do)."""
+        if not self.cpu_ops:
+            return None
+        n = len(self.cpu_ops)
+        return (
+            f"{n} of {n + self.npu_ops} operators run on the CPU: Vela's {TOTAL_CYCLES}, inference time "
+            "and inferences/s cover the NPU part only; measure the whole inference on the target "
+            "(mcudeploy run) or remove the CPU fallbacks listed below"
+        )
 
     @property
     def flash_bytes(self) -> int:

@@ -77,7 +77,7 @@ def test_grid_errors(digits_keras, digits_split):
 
 
 @pytest.mark.slow
-def test_advise_cli_grid(digits_split, digits_keras_path, digits_int8, tmp_path):
+def test_advise_cli_grid(digits_split, digits_keras_path, digits_int8, tmp_path, capsys, monkeypatch):
     """ptq and prune-cluster on two targets: the ptq row is exactly the session's int8 model, and the
     Pareto column is the one recomputed from the CSV's own numbers."""
     from mcudeploy.digits import save_npz
@@ -87,6 +87,7 @@ def test_advise_cli_grid(digits_split, digits_keras_path, digits_int8, tmp_path)
     x_val, y_val = digits_split.x_test[:100], digits_split.y_test[:100]
     val = save_npz(tmp_path / "val.npz", x_val, y_val)
     out = tmp_path / "advice.csv"
+    monkeypatch.delenv("COLUMNS", raising=False)
     code = run(
         "advise", digits_keras_path, "--data", train, "--val", val, "--recipes", "ptq,prune-cluster",
         "--vela", "ethos-u55-128", "--vela", "ethos-u55-256", "--epochs", 1, "--batch-size", 128,
@@ -117,6 +118,16 @@ def test_advise_cli_grid(digits_split, digits_keras_path, digits_int8, tmp_path)
         for r in recs
     ]  # fmt: skip
     assert [int(r.pareto) for r in mark_pareto(rows)] == [int(r["pareto"]) for r in recs]
+    # The table names the cycle counts as compile and the CSV do, each row whole on one line (stdout
+    # is not a terminal here: no 80-column cut).
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if line.startswith("┃"))
+    assert header.index("total cycles") < header.index("NPU cycles") < header.index("CPU ops")
+    for r in recs:
+        key = (f" {r['target']} ", f" {r['recipe']} ")
+        line = next(ln for ln in printed.splitlines() if all(k in ln for k in key))
+        cells = [c.strip() for c in line.split("│")]
+        assert cells[-4:-1] == [f"{int(r['total_cycles']):,}", f"{int(r['npu_cycles']):,}", r["cpu_ops"]]
 
 
 def test_advise_cli_bad_input(digits_keras_path, tmp_path):

@@ -409,6 +409,25 @@ def test_cli_exit_codes(side_models, digits_int8_path, tmp_path, capsys):
     assert cli_run("compile", digits_int8_path, "-o", tmp_path) == 2  # neither board nor accelerator
 
 
+def test_cli_cycle_names_and_npu_only_caveat(side_models, digits_int8_path, tmp_path, capsys, monkeypatch):
+    """Both cycle counts are named as everywhere else; times are flagged NPU-only when ops fall back."""
+    from mcudeploy.vela_report import CYCLES_LEGEND
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    d2s = tmp_path / "d2s_int8.tflite"
+    d2s.write_bytes(side_models["d2s"].data)
+    assert cli_run("compile", d2s, "-a", "ethos-u55-64", "-o", tmp_path, "--layers") == 0
+    out = capsys.readouterr().out
+    assert "NPU cycles (compute only)" in out and "total cycles (with memory traffic)" in out
+    assert "inference time (NPU part only)" in out and "inferences/s (NPU part only)" in out
+    assert "1 of 3 operators run on the CPU" in out and CYCLES_LEGEND in out
+    assert "…" not in out  # stdout is a pipe here: no table is cut to 80 columns
+    assert cli_run("compile", digits_int8_path, "-a", "ethos-u55-64", "-o", tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "NPU part only" not in out and "run on the CPU" not in out
+    assert "inference time " in out and CYCLES_LEGEND in out
+
+
 def test_cli_sweep_writes_csv(digits_int8_path, tmp_path, capsys):
     path = tmp_path / "sweep.csv"
     assert cli_run("compile", digits_int8_path, "--board", "corstone-300", "--sweep", "--csv", path) == 0

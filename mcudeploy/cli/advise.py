@@ -54,8 +54,10 @@ def command(
 
     \b
     Columns: int8 accuracy (host TFLite Micro), int8 .tflite size, Vela flash, encoded weights,
-    NPU cycles (Vela's inference estimate; 'compute' leaves out memory traffic). Per target, ★
-    marks the rows no other row beats on accuracy, flash and NPU cycles together.
+    total cycles (Vela's estimate of the NPU part of the inference, memory traffic included), NPU
+    cycles (the NPU's compute alone) and CPU ops (operators Vela leaves to the CPU, which neither
+    cycle count covers). Per target, ★ marks the rows no other row beats on accuracy, flash and
+    total cycles together. The CSV and JSON use the same names (total_cycles, npu_cycles).
     \b
     Example:
       mcudeploy advise model.keras --data train.npz --val test.npz --vela ethos-u55-128 --csv advice.csv
@@ -92,6 +94,8 @@ def command(
 def _print(console: Any, rows: list[Any]) -> None:
     from rich.table import Table
 
+    from ..vela_report import CYCLES_LEGEND, NPU_CYCLES, TOTAL_CYCLES
+
     t = Table(title="recipes × Vela targets (★ = Pareto front per target)", title_justify="left")
     cols = (
         "",
@@ -101,8 +105,9 @@ def _print(console: Any, rows: list[Any]) -> None:
         "int8 B",
         "flash B",
         "enc. weights B",
-        "NPU cycles",
-        "compute",
+        TOTAL_CYCLES,
+        NPU_CYCLES,
+        "CPU ops",
     )
     for col in cols:
         t.add_column(col, justify="left" if col in ("", "target", "recipe") else "right")
@@ -117,5 +122,9 @@ def _print(console: Any, rows: list[Any]) -> None:
             f"{r.encoded_weights_bytes:,}",
             f"{r.total_cycles:,}",
             f"{r.npu_cycles:,}",
+            str(r.cpu_ops),
         )
     console.print(t)
+    console.print(CYCLES_LEGEND)
+    if any(r.cpu_ops for r in rows):
+        console.print("note: rows with CPU ops: their cycles cover the NPU part of the inference only")

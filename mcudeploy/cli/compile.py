@@ -102,8 +102,11 @@ def command(
 
     \b
     Refuses models that are not fully int8. Reports NPU vs CPU ops (with Vela's reason for each
-    CPU fallback), SRAM / flash / DRAM use, NPU and total cycles, inference time at the NPU clock,
-    original vs encoded weight bytes. Gates exit 1; Vela rejecting the input exits 2.
+    CPU fallback), SRAM / flash / DRAM use, NPU cycles (Vela's compute estimate) and total cycles
+    (the NPU part of the inference with its memory traffic), inference time at the NPU clock,
+    original vs encoded weight bytes. Vela estimates the NPU only: when ops fall back to the CPU,
+    cycles and times leave them out (the output says so). Gates exit 1; Vela rejecting the input
+    exits 2.
     \b
     Examples:
       mcudeploy compile model.tflite --board corstone-300
@@ -165,8 +168,11 @@ def _print_report(compiled: CompiledModel, layers: bool) -> None:
     from rich.table import Table
 
     from ..console import console
+    from ..vela_report import CYCLES_LEGEND, NPU_CYCLES, TOTAL_CYCLES
 
     r = compiled.report
+    caveat = r.npu_only_caveat()
+    part = " (NPU part only)" if caveat else ""
     t = Table(title=f"Vela {r.vela_version}: {r.model} → {r.accelerator}", show_header=False)
     t.add_column("", style="bold", overflow="fold")
     t.add_column("", justify="right", overflow="fold")
@@ -179,17 +185,19 @@ def _print_report(compiled: CompiledModel, layers: bool) -> None:
         ("off-chip flash used", f"{r.offchip_flash_bytes:,} B"),
         ("on-chip flash used", f"{r.onchip_flash_bytes:,} B"),
         ("DRAM used", f"{r.dram_bytes:,} B"),
-        ("NPU cycles", f"{r.npu_cycles:,}"),
-        ("total cycles", f"{r.total_cycles:,}"),
-        ("inference time", f"{r.inference_time_s * 1e3:.4f} ms"),
-        ("inferences/s", f"{r.inferences_per_s:,.1f}"),
+        (f"{NPU_CYCLES} (compute only)", f"{r.npu_cycles:,}"),
+        (f"{TOTAL_CYCLES} (with memory traffic)", f"{r.total_cycles:,}"),
+        (f"inference time{part}", f"{r.inference_time_s * 1e3:.4f} ms"),
+        (f"inferences/s{part}", f"{r.inferences_per_s:,.1f}"),
         ("weights original → encoded", f"{r.original_weights_bytes:,} B → {r.encoded_weights_bytes:,} B"),
         ("Vela model", f"{r.vela_model_bytes:,} B"),
     ]
     for k, v in rows:
         t.add_row(k, str(v))
     console.print(t)
-    if r.cpu_ops:
+    console.print(CYCLES_LEGEND)
+    if caveat:
+        console.print(f"note: {caveat}")
         c = Table(title="CPU fallback")
         for col in ("#", "op", "output tensor", "Vela's reason"):
             c.add_column(col, overflow="fold")
@@ -211,21 +219,23 @@ def _print_layers(r: VelaReport) -> None:
         ("original_op", "original op"),
         ("op", "op"),
         ("target", "on"),
-        ("cycles", "cycles"),
-        ("npu_cycles", "NPU cyc"),
+        ("cycles", "total cycles"),
+        ("npu_cycles", "NPU cycles"),
         ("macs", "MACs"),
         ("sram_bytes", "SRAM"),
         ("name", "name"),
     ]
     for _, title in cols:
         text = title in ("original op", "op", "on", "name")
-        # numbers fold (never ellipsized); long tensor names may be cut, the JSON has them whole
+        # numbers fold (never ellipsized); on a terminal long tensor names may be cut (the JSON has
+        # them whole), in a file or a pipe they are printed whole
+        cut = title == "name" and console.is_terminal
         t.add_column(
             title,
             justify="left" if text else "right",
-            overflow="ellipsis" if title == "name" else "fold",
+            overflow="ellipsis" if cut else "fold",
             no_wrap=title != "name",
-            max_width=20 if title == "name" else None,
+            max_width=20 if cut else None,
         )
     for row in r.per_layer:
         t.add_row(*(str(row.get(k, "")) for k, _ in cols))
@@ -238,7 +248,7 @@ def _print_sweep(reports: list[VelaReport]) -> None:
 
     from ..console import console
 
-    # Compact enough for 80 columns; the CSV has every field (and inferences/s) in full.
+    # The CSV has every field (and inferences/s) in full.
     t = Table(
         title=f"Vela sweep: {reports[0].model if reports else ''}", box=box.SIMPLE_HEAD, show_edge=False
     )
@@ -264,3 +274,8 @@ def _print_sweep(reports: list[VelaReport]) -> None:
             str(r.dram_bytes),
         )
     console.print(t)
+    from ..vela_report import CYCLES_LEGEND
+
+    console.print(CYCLES_LEGEND)
+    if any(r.cpu_ops for r in reports):
+        console.print("note: rows with CPU ops: cycles and ms cover the NPU part of the inference only")

@@ -81,7 +81,7 @@ def command(
     what the one before produced (sparsity-preserving clustering; PQAT / CQAT / PCQAT).
     The report shows, per layer, the sparsity and distinct weight values in Keras and again in the
     int8 .tflite, accuracy before/after (float and int8 on host TFLite Micro), and with --vela the
-    encoded weight bytes and NPU cycles against plain int8 of the original model.
+    encoded weight bytes, total and NPU cycles against plain int8 of the original model.
     \b
     Examples:
       mcudeploy optimize model.keras --data train.npz --val test.npz --recipe pcqat --clusters 16
@@ -130,6 +130,8 @@ def command(
 def _print(console: Any, r: dict[str, Any], out: Path, tflite: Path | None) -> None:
     from rich.table import Table
 
+    from ..vela_report import CYCLES_LEGEND, NPU_CYCLES, TOTAL_CYCLES
+
     t = Table(title=f"{r['recipe']['name']}: per layer (Keras → int8 .tflite)", title_justify="left")
     for col in ("layer", "kind", "sparsity", "int8 sparsity", "unique", "int8 unique/ch"):
         t.add_column(col, justify="left" if col in ("layer", "kind") else "right")
@@ -154,8 +156,11 @@ def _print(console: Any, r: dict[str, Any], out: Path, tflite: Path | None) -> N
         b, o, ratio = v["baseline"], v["optimized"], v["ratio"]
         console.print(
             f"vela {v['target']}: encoded weights {b['encoded_weights_bytes']:,} → "
-            f"{o['encoded_weights_bytes']:,} B (×{ratio['encoded_weights_bytes']:.2f}), NPU cycles "
-            f"{b['total_cycles']:,} → {o['total_cycles']:,} (×{ratio['total_cycles']:.2f}; compute "
-            f"{b['npu_cycles']:,} → {o['npu_cycles']:,})"
+            f"{o['encoded_weights_bytes']:,} B (×{ratio['encoded_weights_bytes']:.2f}), {TOTAL_CYCLES} "
+            f"{b['total_cycles']:,} → {o['total_cycles']:,} (×{ratio['total_cycles']:.2f}), {NPU_CYCLES} "
+            f"{b['npu_cycles']:,} → {o['npu_cycles']:,} (×{ratio['npu_cycles']:.2f})"
+            + (f", {o['cpu_ops']} CPU ops not counted" if o["cpu_ops"] else "")
         )
+    if r["vela"]:
+        console.print(CYCLES_LEGEND)
     console.print(f"wrote {out}" + (f" and {tflite}" if tflite else ""))
