@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -102,10 +102,12 @@ class Npu:
 
 @dataclass(frozen=True)
 class Uart:
-    kind: str  # "cmsdk", "stm32-usart", "nrf-uarte", "semihosting", ...
+    kind: str  # firmware driver: platform/uart_KIND.inc.j2 ("cmsdk", "stm32-usart", ...)
     base: int = 0
     baud: int = 115200
     irq: int | None = None
+    clock_hz: int | None = None  # the peripheral clock its baud divisor derives from (default: CPU's)
+    settings: dict[str, Any] = field(default_factory=dict)  # driver wiring: enable bits, pins (_UART_WIRING)
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,21 @@ class Board:
     timer: str = "dwt"  # "dwt" or "systick"
     docs: tuple[str, ...] = ()
     source: str = ""
+    clock: dict[str, Any] = field(
+        default_factory=dict
+    )  # [clock]: kind (platform/clock_KIND.inc.j2) + settings
+
+    @property
+    def uart_clock_hz(self) -> int:
+        return self.uart.clock_hz or self.cpu_clock_hz
+
+    def for_target(self, target: str) -> Board:
+        """The board as a target sees it: a simulator may not model every region (QEMU 7.2 maps no
+        STM32F4 CCM), so ``[simulator.X] placement`` moves roles for that simulator only."""
+        override = self.simulator.get(target, {}).get("placement", {})
+        if not override:
+            return self
+        return replace(self, placement={**self.placement, **override})
 
     @property
     def gcc_flags(self) -> list[str]:
@@ -184,6 +201,7 @@ _TOP_KEYS = {
     "simulator",
     "timer",
     "docs",
+    "clock",
 }
 
 
@@ -200,8 +218,8 @@ def parse_board(data: dict[str, Any], source: str) -> Board:
     cpu = _req(data, "cpu", str, source)
     if cpu not in CPUS:
         raise BoardError(f"{source}: unknown cpu {cpu!r} (known: {', '.join(sorted(CPUS))})")
-    clock = _req(data, "cpu_clock_hz", int, source)
-    if clock <= 0:
+    cpu_hz = _req(data, "cpu_clock_hz", int, source)
+    if cpu_hz <= 0:
         raise BoardError(f"{source}: cpu_clock_hz must be positive")
 
     mem_t = _req(data, "memory", dict, source)
@@ -226,11 +244,7 @@ def parse_board(data: dict[str, Any], source: str) -> Board:
             raise BoardError(f"{source}: memory regions '{a.name}' and '{b.name}' overlap")
 
     placement = _req(data, "placement", dict, source)
-    for role, region in placement.items():
-        if region not in memory:
-            raise BoardError(
-                f"{source}: placement.{role} = {region!r} is not a memory region (have: {', '.join(memory)})"
-            )
+    _check_placement(placement, memory, f"{source}: placement")
     for role in ("code", "arena"):
         if role not in placement:
             raise BoardError(f"{source}: placement needs '{role}' (the region for {role})")
@@ -241,7 +255,11 @@ def parse_board(data: dict[str, Any], source: str) -> Board:
         base=int(u.get("base", 0)),
         baud=int(u.get("baud", 115200)),
         irq=u.get("irq"),
+        clock_hz=u.get("clock_hz"),
+        settings=_check_uart_wiring(u, f"{source}: uart"),
     )
+    if uart.clock_hz is not None and (not isinstance(uart.clock_hz, int) or uart.clock_hz <= 0):
+        raise BoardError(f"{source}: uart.clock_hz must be a positive integer (Hz), got {uart.clock_hz!r}")
 
     npu = None
     if "npu" in data:
@@ -275,6 +293,12 @@ def parse_board(data: dict[str, Any], source: str) -> Board:
         _check_flasher(flasher, source)
     for sim_kind, sim in simulator.items():
         _check_simulator(sim_kind, sim, source)
+        _check_placement(sim.get("placement", {}), memory, f"{source}: simulator.{sim_kind}.placement")
+    clock = data.get("clock", {})
+    if not isinstance(clock, dict):
+        raise BoardError(f"{source}: [clock] must be a table")
+    if clock:
+        _check_clock(clock, clock_hz=cpu_hz, uart=uart, source=source)
     docs = data.get("docs", [])
     if not isinstance(docs, list) or not all(isinstance(x, str) for x in docs):
         raise BoardError(f"{source}: docs must be a list of strings (vendor document references)")
@@ -282,7 +306,7 @@ def parse_board(data: dict[str, Any], source: str) -> Board:
         name=name,
         title=str(data.get("title", name)),
         cpu=cpu,
-        cpu_clock_hz=clock,
+        cpu_clock_hz=cpu_hz,
         memory=memory,
         placement=dict(placement),
         uart=uart,
@@ -292,7 +316,122 @@ def parse_board(data: dict[str, Any], source: str) -> Board:
         timer=timer,
         docs=tuple(docs),
         source=source,
+        clock=dict(clock),
     )
+
+
+_UART_KEYS = {"kind", "base", "baud", "irq", "clock_hz", "enable", "pins"}
+_PIN_KEYS = ("gpio", "tx", "rx", "af")
+
+
+def _check_uart_wiring(u: dict[str, Any], where: str) -> dict[str, Any]:
+    """``enable``: the bus clock bits to set before the UART is touched (a list of {register, bit});
+    ``pins``: the GPIO port and TX/RX pins muxed to the UART (alternate function ``af``)."""
+    unknown = sorted(set(u) - _UART_KEYS)
+    if unknown:
+        raise BoardError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_UART_KEYS))})"
+        )
+    enable = u.get("enable", [])
+    if not isinstance(enable, list):
+        raise BoardError(f"{where}.enable: expected a list of {{ register = 0x..., bit = N }}")
+    for i, e in enumerate(enable):
+        w = f"{where}.enable[{i}]"
+        if not isinstance(e, dict) or set(e) != {"register", "bit"}:
+            raise BoardError(f"{w}: expected {{ register = 0x..., bit = N }}, got {e!r}")
+        if not 0 <= _req(e, "bit", int, w) <= 31 or not 0 <= _req(e, "register", int, w) < 2**32:
+            raise BoardError(f"{w}: bit must be 0..31 and register a 32-bit address")
+    settings: dict[str, Any] = {"enable": enable}
+    if "pins" in u:
+        pins = _req(u, "pins", dict, where)
+        if set(pins) != set(_PIN_KEYS):
+            raise BoardError(
+                f"{where}.pins: needs exactly {', '.join(_PIN_KEYS)}, got {', '.join(sorted(pins))}"
+            )
+        for key in _PIN_KEYS:
+            _req(pins, key, int, f"{where}.pins")
+        if not all(0 <= pins[k] <= 15 for k in ("tx", "rx", "af")):
+            raise BoardError(f"{where}.pins: tx, rx and af must be 0..15")
+        settings["pins"] = pins
+    return settings
+
+
+def _check_placement(placement: Any, memory: dict[str, Region], where: str) -> None:
+    if not isinstance(placement, dict):
+        raise BoardError(f"{where}: expected a table of role = region")
+    for role, region in placement.items():
+        if region not in memory:
+            raise BoardError(
+                f"{where}.{role} = {region!r} is not a memory region (have: {', '.join(memory)})"
+            )
+
+
+def _stm32f4_pll(c: dict[str, Any], where: str) -> dict[str, int]:
+    """SYSCLK and bus clocks of an STM32F4 HSE -> PLL set-up, checked against RM0090 §6.3.2's limits."""
+    vco_in = c["hse_hz"] / c["pllm"]
+    if not 2 <= c["pllm"] <= 63 or not 1_000_000 <= vco_in <= 2_000_000:
+        raise BoardError(f"{where}: pllm={c['pllm']} gives a {vco_in / 1e6:g} MHz VCO input (needs 1..2 MHz)")
+    vco = vco_in * c["plln"]
+    if not 50 <= c["plln"] <= 432 or not 100e6 <= vco <= 432e6:
+        raise BoardError(f"{where}: plln={c['plln']} gives a {vco / 1e6:g} MHz VCO (needs 100..432 MHz)")
+    if c["pllp"] not in (2, 4, 6, 8) or not 2 <= c["pllq"] <= 15:
+        raise BoardError(f"{where}: pllp must be 2, 4, 6 or 8 and pllq 2..15")
+    for key, allowed in (("ahb_div", (1, 2, 4, 8, 16, 64, 128, 256, 512)), ("apb1_div", (1, 2, 4, 8, 16))):
+        if c[key] not in allowed:
+            raise BoardError(f"{where}: {key} must be one of {allowed}, got {c[key]}")
+    if c["apb2_div"] not in (1, 2, 4, 8, 16) or not 0 <= c["flash_latency"] <= 7:
+        raise BoardError(f"{where}: apb2_div must be 1, 2, 4, 8 or 16 and flash_latency 0..7")
+    sysclk = int(vco // c["pllp"])
+    hclk = sysclk // c["ahb_div"]
+    clocks = {"sysclk": sysclk, "apb1": hclk // c["apb1_div"], "apb2": hclk // c["apb2_div"]}
+    for name, limit in (("sysclk", 168_000_000), ("apb1", 42_000_000), ("apb2", 84_000_000)):
+        if clocks[name] > limit:
+            raise BoardError(f"{where}: {name} would run at {clocks[name]:,} Hz, above the F4's {limit:,} Hz")
+    return clocks
+
+
+# Clock set-up kinds: kind -> (settings, function giving sysclk and bus clocks); the firmware side is
+# firmware_templates/platform/clock_KIND.inc.j2.
+CLOCK_KINDS: dict[str, tuple[dict[str, type], Any]] = {
+    "stm32f4-pll": (
+        {
+            "hse_hz": int,
+            "pllm": int,
+            "plln": int,
+            "pllp": int,
+            "pllq": int,
+            "ahb_div": int,
+            "apb1_div": int,
+            "apb2_div": int,
+            "flash_latency": int,
+            "uart_bus": str,
+        },
+        _stm32f4_pll,
+    ),
+}
+
+
+def _check_clock(clock: dict[str, Any], *, clock_hz: int, uart: Uart, source: str) -> None:
+    """The [clock] set-up must yield the board's cpu_clock_hz and the UART's clock_hz."""
+    where = f"{source}: clock"
+    kind = _req(clock, "kind", str, where)
+    if kind not in CLOCK_KINDS:
+        raise BoardError(f"{where}: unknown kind {kind!r} (known: {', '.join(sorted(CLOCK_KINDS))})")
+    settings, derive = CLOCK_KINDS[kind]
+    _check_settings(clock, settings, {}, f"{where} ({kind})")
+    clocks = derive(clock, f"{where} ({kind})")
+    if clocks["sysclk"] != clock_hz:
+        raise BoardError(
+            f"{where} ({kind}): gives SYSCLK {clocks['sysclk']:,} Hz but cpu_clock_hz is {clock_hz:,}"
+        )
+    bus = clock["uart_bus"]
+    if bus not in clocks or bus == "sysclk":
+        raise BoardError(f"{where}: uart_bus must be one of apb1, apb2, got {bus!r}")
+    if uart.clock_hz != clocks[bus]:
+        raise BoardError(
+            f"{where} ({kind}): the UART's bus {bus} runs at {clocks[bus]:,} Hz "
+            f"but uart.clock_hz is {uart.clock_hz!r}"
+        )
 
 
 def _check_settings(

@@ -116,6 +116,7 @@ class GenContext:
             "source": c_comment_text(self.model.source),
             "runtime": self.runtime,
             "mode": self.mode,
+            "target": self.target,
             "ops": self.ops,
             "model_symbol": MODEL_SYMBOL,
             "npu": self.board.npu if self.has_npu_op else None,
@@ -311,6 +312,7 @@ def generate(
     target = target or default_target(board)
     if target not in TARGETS:
         raise ConfigError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
+    board = board.for_target(target)  # a simulator may move roles out of regions it does not model
     if mode == "protocol" and not has_template("protocol/mcd_protocol.c"):
         raise UnsupportedError("protocol mode needs firmware_templates/protocol/mcd_protocol.c")
     _check_uart(board)

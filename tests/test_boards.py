@@ -25,6 +25,7 @@ REQUIRED = {
     "qemu-an500",
     "qemu-an505",
     "nucleo-h743zi2",
+    "netduinoplus2",
     "nrf52840dk",
     "alif-e7-appkit",
 }
