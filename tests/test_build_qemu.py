@@ -144,6 +144,9 @@ def test_c_runtime_on_qemu_is_bit_exact_with_host_tflm(c_firmware, digits_int8, 
     device = np.array([np.frombuffer(bytes.fromhex(r[4]), np.int8) for r in rows])
     assert device.tobytes() == run_tflm(digits_int8, digits_inputs).astype(np.int8).tobytes()
     assert "MCD-TV-END pass=12 fail=0" in uart
+    # the painted-stack high-water mark: more than main's frame, less than the linked stack
+    stack = re.search(r"^MCD-TV-END .* stack=(\d+)\r?$", uart, re.MULTILINE)
+    assert stack and 64 < int(stack.group(1)) < c_firmware.sections[".stack"], uart[-300:]
 
     # icount makes timings deterministic: a second boot reports the same instruction counts
     code2, uart2 = _run(c_firmware.elf)
