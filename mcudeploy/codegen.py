@@ -38,6 +38,7 @@ MODES = ("test-vectors", "protocol")
 TARGETS = ("hardware", "qemu", "fvp")
 MANIFEST = "mcudeploy.json"
 MODEL_SYMBOL = "mcd_model_data"
+PROJECT_MODEL = "model.tflite"  # the model a project was generated from, when no source embeds it
 STACK_BYTES = 16 * 1024
 HEAP_BYTES = 4 * 1024
 APP_CODE_BYTES = 8 * 1024  # startup + platform + app + newlib-nano pieces (measured ~5 KB, rounded up)
@@ -154,6 +155,26 @@ def load_project(path: str | Path) -> dict[str, Any]:
         ) from None
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"{p}: unreadable project manifest ({e})") from None
+
+
+def project_model(path: str | Path) -> Path | None:
+    """The .tflite a generated project was built from (manifest ``model.file``), checked against the
+    hash the manifest recorded; None for projects from before the manifest named it."""
+    manifest = load_project(path)
+    rel = manifest.get("model", {}).get("file")
+    if not rel:
+        return None
+    p = Path(path) / rel
+    if not p.is_file():
+        raise InputError(f"{path}: the project's model {rel} is missing", hint="regenerate the project")
+    sha = hashlib.sha256(p.read_bytes()).hexdigest()
+    if sha != manifest["model"].get("sha256"):
+        raise InputError(
+            f"{p}: sha256 {sha[:16]}… is not the model the project was generated from "
+            f"({str(manifest['model'].get('sha256'))[:16]}…)",
+            hint="regenerate the project, or pass --model with the right .tflite",
+        )
+    return p
 
 
 def default_target(board: Board) -> str:
@@ -331,6 +352,12 @@ def generate(
         arena, arena_note = parts.arena_bytes, parts.arena_note
     files: dict[str, bytes] = dict(parts.files)
     files.update(_model_files(model, arena, arena_note, rt))
+    # The project carries the .tflite it was generated from, so `run --project` can check the device
+    # against it and compute golden outputs without being told (the C runtime compiles it to C).
+    model_file = f"src/{MODEL_SYMBOL}.tflite"
+    if model_file not in files:
+        model_file = PROJECT_MODEL
+        files[model_file] = model.data
 
     vectors = None
     if mode == "test-vectors" and reference is None and any(not op.builtin for op in model.operators):
@@ -417,7 +444,13 @@ def generate(
 
     manifest = {
         "generator": f"mcudeploy {__version__}",
-        "model": {"source": model.source, "sha256": model.sha256, "size": model.size, "ops": ops},
+        "model": {
+            "source": model.source,
+            "sha256": model.sha256,
+            "size": model.size,
+            "ops": ops,
+            "file": model_file,
+        },
         "board": board.name,
         "cpu": board.cpu,
         "runtime": rt.name,

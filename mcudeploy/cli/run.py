@@ -151,7 +151,12 @@ def command(
         port, baud = place.url, baud or place.baudrate
     model_path = model_path or _project_model(project)
     if model_path is None:
-        raise InputError("--model is required with --firmware (the .tflite the firmware was built from)")
+        raise InputError(
+            "--model is required with --firmware (the .tflite the firmware was built from)"
+            if project is None
+            else f"--model is required: {project} does not hold the .tflite it was generated from",
+            hint=None if project is None else "pass --model, or regenerate the project with this mcudeploy",
+        )
     model = read_tflite(model_path)
     ref = read_tflite(reference) if reference else None
     x, y = load_labelled(data)
@@ -224,6 +229,11 @@ def command(
 def _project_model(project: Path | None) -> Path | None:
     if project is None:
         return None
+    from ..codegen import project_model
+
+    named = project_model(project)  # what the manifest names, hash-checked
+    if named is not None:
+        return named
     found = sorted(p for p in project.rglob("*.tflite") if "build" not in p.parts)
     return found[0] if len(found) == 1 else None
 
