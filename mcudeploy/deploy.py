@@ -473,7 +473,8 @@ def run_on_target(ctx: Context, rt: str) -> StageOut:
     """Serve the evaluation samples to the device (a port, or the board's simulator) and measure."""
     from .boards import get_board
     from .datasets import load_labelled
-    from .harness import DeviceLink, Expectation, ResultsLog, quantize_inputs, run_samples
+    from .harness import DeviceLink, Expectation, ResultsLog, profile_sample, quantize_inputs, run_samples
+    from .profile import write_profile
     from .results import Gates, summarize
     from .targets.transport import open_transport
     from .tflm_host import run_tflm
@@ -521,6 +522,8 @@ def run_on_target(ctx: Context, rt: str) -> StageOut:
             output_dtype=out_dtype,
         )
         assert link.hello is not None
+        # one more invoke of the first sample, timed per layer, for the report (which joins Vela's estimate)
+        profile = profile_sample(link, fw_model, np.ascontiguousarray(xq[0]).tobytes())
         hello = link.hello.to_dict()
         stats = link.stats.to_dict()
     write_bytes_atomic(d / "uart.log", bytes(uart))
@@ -545,9 +548,13 @@ def run_on_target(ctx: Context, rt: str) -> StageOut:
         runtime=rt,
         max_lsb=int(max(diffs, default=0)),
         latency_values=[int(r["cycles"]) for r in ok],
+        profile=profile,
     )
+    outputs = {f"results-{rt}": d / "results.jsonl"}
+    if "error" not in profile:
+        outputs |= {f"{k}-{rt}": v for k, v in write_profile(d, profile).items()}
     summary_path = write_text_atomic(d / "summary.json", json.dumps(s, indent=2, sort_keys=True) + "\n")
-    return {f"results-{rt}": d / "results.jsonl", f"run-summary-{rt}": summary_path}, s
+    return outputs | {f"run-summary-{rt}": summary_path}, s
 
 
 def _simulator(board: Any, *, npu: bool) -> Any:
@@ -583,6 +590,7 @@ def _drop_pp(ev: dict[str, Any]) -> float:
 def report_data(options: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The report's :data:`mcudeploy.report.ReportData`, assembled from the stage summaries alone."""
     from .boards import get_board
+    from .profile import join_vela
 
     rts = sorted(n[len("run-") :] for n in summaries if n.startswith("run-"))
     built = sorted(n[len("build-") :] for n in summaries if n.startswith("build-"))
@@ -644,6 +652,9 @@ def report_data(options: dict[str, Any], summaries: dict[str, dict[str, Any]]) -
                 "byte_identical": float(run["bit_exact_fraction"]),
                 "max_lsb": run["max_lsb"],
             }
+        prof = run.get("profile") or {}
+        if prof.get("layers") and "device_layers" not in data:
+            data["device_layers"] = join_vela(prof, (summaries.get("vela") or {}).get("per_layer"))
         if run.get("latency_values") and "latency" not in data:
             unit = run["latency"]["unit"]
             data["latency"] = {

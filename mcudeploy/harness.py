@@ -442,9 +442,13 @@ def measure(
     policy: LinkPolicy | None = None,
     resume: bool = True,
     bench_runs: int = 0,
+    profile: bool = False,
+    vela_per_layer: list[dict[str, Any]] | None = None,
     progress: Callable[[Iterable[int], int], Iterable[int]] | None = None,
 ) -> dict[str, Any]:
-    """The whole run on an open transport: HELLO check, dataset, optional BENCH, summary files.
+    """The whole run on an open transport: HELLO check, dataset, optional BENCH, optional per-layer
+    PROFILE of the first sample (profile.json / profile.csv, joined with ``vela_per_layer`` when
+    given), summary files.
 
     Golden outputs come from host TFLM running ``reference`` (default: ``model``; pass the int8 model
     when ``model`` was compiled by Vela, which host TFLM cannot run). Returns the summary dict, whose
@@ -492,6 +496,7 @@ def measure(
                 }
             except (RequestFailed, DeviceReset) as e:
                 bench = {"error": str(e)}
+        prof = _profile(link, model, xq, out, vela_per_layer) if profile else None
     finally:
         logf.close()
     hello = results.hellos[-1]
@@ -504,9 +509,45 @@ def measure(
         gates=gates,
         link=link.stats.to_dict(),
     )
-    files = R.write_results(out, summary, results.records)
+    if prof is not None:
+        summary["profile"] = prof.pop("summary")
+        files = prof
+    else:
+        files = {}
+    files |= R.write_results(out, summary, results.records)
     summary["files"] = {k: p.name for k, p in sorted(files.items())} | {
         "jsonl": "results.jsonl",
         "log": "device.log",
     }
     return summary
+
+
+def profile_sample(
+    link: DeviceLink, model: Any, raw: bytes, vela_per_layer: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """PROFILE one sample: the profile document (mcudeploy.profile), or ``{"error": why}``."""
+    from .profile import build_profile
+
+    hello = link.hello
+    if hello is None or hello.layers == 0:
+        return {"error": "the device's runtime cannot time layers (HELLO layers=0)"}
+    try:
+        r = link.profile(raw)
+    except (RequestFailed, DeviceReset) as e:
+        return {"error": str(e)}
+    return build_profile(model, hello, r, vela_per_layer)
+
+
+def _profile(
+    link: DeviceLink, model: Any, xq: np.ndarray, out: Path, vela_per_layer: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """PROFILE the first sample; its files and a short summary (or the reason there is none)."""
+    from .profile import write_profile
+
+    doc = profile_sample(link, model, np.ascontiguousarray(xq[0]).tobytes(), vela_per_layer)
+    if "error" in doc:
+        return {"summary": doc}
+    files: dict[str, Any] = dict(write_profile(out, doc))
+    keys = ("unit", "status", "elapsed", "layers_sum", "coverage", "stack_used", "stack_size")
+    files["summary"] = {k: doc[k] for k in keys} | {"layers": len(doc["layers"])}
+    return files

@@ -27,6 +27,8 @@ ReportData = dict[str, Any]
 - ``latency``: {"unit": str, "values": [numbers], "clock_hz": int | None}
 - ``memory``: list of {"region": str, "size": int, "used": {part: bytes}}
 - ``npu_layers``: list of {"name": str, "npu_cycles": int}; ``cpu_ops``: list of {"op": str, "reason": str}
+- ``device_layers``: a per-layer profile document (mcudeploy.profile.build_profile): device time per
+  layer, MACs per cycle (instruction) and Vela's estimate where joined
 """
 
 
@@ -109,6 +111,32 @@ def plot_npu_layers(layers: Sequence[dict[str, Any]]) -> str:
     return _png(fig)
 
 
+def plot_device_layers(prof: dict[str, Any]) -> str:
+    """Device time per layer | Vela's estimate (when any layer has one) | MACs per timer unit."""
+    rows = prof["layers"]
+    has_vela = any(r.get("vela_cycles") is not None for r in rows)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = 3 if has_vela else 2
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 0.9 + 0.22 * len(rows)), sharey=True)
+    y = range(len(rows))
+    unit = prof["unit"]
+    axes[0].barh(y, [r["elapsed"] for r in rows], color="#4c72b0")
+    axes[0].set_xlabel(f"device {unit}")
+    axes[0].set_yticks(list(y), [f"{r['layer']} {r['opcode']}"[:32] for r in rows], fontsize=7)
+    axes[0].invert_yaxis()
+    if has_vela:
+        axes[1].barh(y, [r.get("vela_cycles") or 0 for r in rows], color="#55a868")
+        axes[1].set_xlabel("Vela estimate (cycles)")
+    axes[-1].barh(y, [r["macs_per_unit"] for r in rows], color="#c44e52")
+    axes[-1].set_xlabel(f"MACs per {unit.rstrip('s')}")
+    fig.suptitle(f"Per-layer profile on the device ({prof['device'].get('runtime')}, {unit})", fontsize=9)
+    return _png(fig)
+
+
 _CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}
 h1{margin-bottom:0}.fig{margin:1rem 0}img{max-width:100%}"""
@@ -180,6 +208,16 @@ def render_html(data: ReportData) -> str:
     if data.get("npu_layers"):
         body.append("<h2>Ethos-U NPU</h2>")
         fig("npu", plot_npu_layers(data["npu_layers"]))
+    if data.get("device_layers"):
+        prof = data["device_layers"]
+        body.append("<h2>Per-layer profile</h2>")
+        body.append(
+            f"<p>{prof['layers_sum']:,} of {prof['elapsed']:,} {html.escape(prof['unit'])} in layers "
+            f"({100 * prof['coverage']:.1f} %); stack high-water {prof['stack_used']:,} of "
+            f"{prof['stack_size']:,} B.</p>"
+        )
+        fig("layers", plot_device_layers(prof))
+        body.append(_table(_layer_rows(prof), _LAYER_HEADER))
     if data.get("cpu_ops") is not None and (data.get("npu_layers") or data.get("cpu_ops")):
         body.append("<h2>CPU-fallback operators</h2>")
         ops = data["cpu_ops"]
@@ -190,6 +228,25 @@ def render_html(data: ReportData) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n"
     )
+
+
+_LAYER_HEADER = ("layer", "op", "output", "MACs", "device", "share", "MACs/unit", "Vela")
+
+
+def _layer_rows(prof: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            r["layer"],
+            f"{r['op_index']} {r['opcode']}",
+            r["output"],
+            f"{r['macs']:,}",
+            f"{r['elapsed']:,}",
+            f"{100 * r['share']:.1f} %",
+            f"{r['macs_per_unit']:.3f}",
+            "" if r.get("vela_cycles") is None else f"{r['vela_cycles']:,.0f}",
+        )
+        for r in prof["layers"]
+    ]
 
 
 def render_markdown(data: ReportData) -> str:
@@ -209,6 +266,11 @@ def render_markdown(data: ReportData) -> str:
     if lat.get("values"):
         lo, mid, hi = _min_median_max(lat["values"])
         lines += ["", f"Latency ({lat['unit']}): min {lo}, median {mid}, max {hi}"]
+    prof = data.get("device_layers")
+    if prof:
+        lines += ["", f"Per-layer profile ({prof['unit']}):", "", "| " + " | ".join(_LAYER_HEADER) + " |"]
+        lines.append("|" + "---|" * len(_LAYER_HEADER))
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in _layer_rows(prof)]
     return "\n".join(lines) + "\n"
 
 

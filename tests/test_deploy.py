@@ -89,8 +89,11 @@ def test_deploy_writes_every_artifact_with_its_hash_and_the_report(deployed) -> 
     assert sum(json.loads(line)["kind"] == "sample" for line in lines) == RUN_SAMPLES
     assert res.failed_gates == []
     html = res.report_html.read_text()
-    for fig in ("accuracy", "latency", "memory", "npu"):
+    for fig in ("accuracy", "latency", "memory", "npu", "layers"):
         assert f"id='fig-{fig}'" in html
+    prof = run["profile"]  # one sample timed per layer: the layers make up the invoke
+    assert prof["layers"] and 0.99 <= prof["coverage"] <= 1.0
+    assert (res.out / "run-c" / "profile.csv").is_file()
     md = res.report_md.read_text()
     n_eval = res.summaries["evaluate"]["samples"]
     assert f"| device c ({RUN_SAMPLES} of {n_eval}) |" in md and "100.00 % byte-identical" in md

@@ -281,3 +281,32 @@ def test_qemu_firmware_resyncs_through_a_noisy_proxy(
     assert sorted(res.records) == list(range(n))
     ok = [r for r in res.records.values() if r["status"] == "ok"]
     assert len(ok) >= n - 1 and all(bytes.fromhex(r["output"]) == golden[r["index"]].tobytes() for r in ok)
+
+
+@pytest.mark.qemu
+def test_run_profile_on_qemu_times_every_layer(
+    qemu_project: Path, digits_int8_path: Path, digits_int8, digits_test_npz: Path, tmp_path: Path
+) -> None:
+    """`mcudeploy run --profile` on qemu-an547 (C runtime, -icount): one row per kernel step named by
+    the model's op, the layers add up to the whole invoke within 1 %, and the stack high-water mark is
+    inside the stack the linker reserved."""
+    from mcudeploy.cli import run as cli_run
+    from mcudeploy.runtime_c import lower
+
+    out = tmp_path / "prof"
+    args = ["run", "--board", "qemu-an547", "--project", qemu_project, "--model", digits_int8_path]
+    rc = cli_run(*args, "--data", digits_test_npz, "--out", out, "--limit", 2, "--bench", 0, "--profile")
+    assert rc == 0
+    prof = json.loads((out / "profile.json").read_text())
+    steps = lower(digits_int8).steps
+    assert [r["op_index"] for r in prof["layers"]] == [s.op_index for s in steps]
+    assert [r["opcode"] for r in prof["layers"]] == [digits_int8.operators[s.op_index].opcode for s in steps]
+    assert prof["unit"] == "instructions" and all(r["elapsed"] > 0 for r in prof["layers"])
+    assert 0.99 <= prof["layers_sum"] / prof["elapsed"] <= 1.0
+    conv = [r for r in prof["layers"] if r["opcode"] == "CONV_2D"]
+    assert conv and all(r["macs"] > 0 and r["macs_per_unit"] > 0 for r in conv)
+    assert 0 < prof["stack_used"] < prof["stack_size"]
+    rows = (out / "profile.csv").read_text().splitlines()
+    assert rows[0].startswith("layer,op_index,opcode") and len(rows) == len(steps) + 1
+    s = json.loads((out / "summary.json").read_text())
+    assert s["profile"]["layers"] == len(steps) and s["profile"]["coverage"] >= 0.99

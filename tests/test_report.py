@@ -42,3 +42,33 @@ def test_sections_without_data_are_left_out():
     assert "fig-accuracy" in page and "fig-latency" not in page and "fig-memory" not in page
     md = render_markdown({"title": "t", "latency": {"unit": "cycles", "values": [3, 1, 2]}})
     assert "min 1, median 2, max 3" in md
+
+
+def test_per_layer_profile_plot_and_table_with_vela_beside():
+    row = dict(output="t<1>", macs=1000, share=0.5, vela_cycles=None)
+    prof = {
+        "unit": "instructions",
+        "device": {"runtime": "c"},
+        "elapsed": 2100,
+        "layers_sum": 2000,
+        "coverage": 2000 / 2100,
+        "stack_used": 400,
+        "stack_size": 4096,
+        "layers": [
+            {**row, "layer": 0, "op_index": 0, "opcode": "CONV_2D", "elapsed": 1000, "macs_per_unit": 1.0},
+            {
+                **row,
+                "layer": 1,
+                "op_index": 2,
+                "opcode": "FULLY_CONNECTED",
+                "elapsed": 1000,
+                "macs_per_unit": 1.0,
+            },
+        ],
+    }
+    page = render_html({"title": "t", "device_layers": prof})
+    assert "id='fig-layers'" in page and "t&lt;1&gt;" in page and "95.2 %" in page
+    prof["layers"][1]["vela_cycles"] = 321.0
+    assert render_html({"title": "t", "device_layers": prof}) != page  # a third panel and a Vela column
+    md = render_markdown({"title": "t", "device_layers": prof})
+    assert "| 1 | 2 FULLY_CONNECTED | t<1> | 1,000 | 1,000 | 50.0 % | 1.000 | 321 |" in md

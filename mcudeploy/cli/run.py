@@ -87,6 +87,17 @@ import click
     show_default=True,
     help="On-device BENCH runs after the dataset (0: skip).",
 )
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Time every layer of the first sample on the device (PROFILE): profile.json and profile.csv "
+    "in --out, with MACs per cycle (per instruction under QEMU) and the stack high-water mark.",
+)
+@click.option(
+    "--vela-per-layer",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With --profile: Vela's <model>_per-layer.csv, to show its estimate beside each layer.",
+)
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Per-request cap in seconds.")
 @click.option("--retries", type=click.IntRange(min=0), default=10, show_default=True)
 @click.option(
@@ -117,6 +128,8 @@ def command(
     latency_budget: float | None,
     max_failed: int,
     bench_runs: int,
+    profile: bool,
+    vela_per_layer: Path | None,
     timeout: float,
     retries: int,
     run_timeout: float,
@@ -126,6 +139,10 @@ def command(
     \b
     Results go to --out as they arrive (results.jsonl; an interrupted run resumes), then
     summary.json, samples.csv and junit.xml. Exit 1 when a gate fails.
+
+    \b
+    Example, with a per-layer profile:
+      mcudeploy run --board qemu-an547 --project fw/ --data test.npz --profile --out run1
     """
     from ..boards import get_board
     from ..console import console, progress
@@ -188,6 +205,8 @@ def command(
         policy=policy,
         resume=not fresh,
         bench_runs=bench_runs,
+        profile=profile,
+        vela_per_layer=_vela_rows(vela_per_layer),
         progress=bar,
     )
     if port:
@@ -224,6 +243,18 @@ def command(
         raise GateError("; ".join(f"{g['name']}: {g['message']}" for g in failed))
     if failed:
         raise TargetError(failed[0]["message"], hint=f"per-sample reasons in {out / 'results.jsonl'}")
+
+
+def _vela_rows(path: Path | None) -> list[dict[str, Any]] | None:
+    if path is None:
+        return None
+    from ..errors import InputError
+    from ..vela_report import read_per_layer_csv
+
+    try:
+        return read_per_layer_csv(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"{path}: not a readable Vela per-layer CSV ({e})") from None
 
 
 def _project_model(project: Path | None) -> Path | None:
@@ -265,6 +296,15 @@ def _print_summary(console: Any, s: dict[str, Any], out: Path) -> None:
         console.print(
             f"BENCH on device ({b['runs']} runs, {lat['unit']}): "
             f"min {b['min']:,} mean {b['mean']:,.0f} max {b['max']:,}",
+            markup=False,
+        )
+    p = s.get("profile") or {}
+    if "error" in p:
+        console.print(f"profile: none ({p['error']})", markup=False)
+    elif p:
+        console.print(
+            f"profile: {p['layers']} layers, {p['layers_sum']:,} of {p['elapsed']:,} {p['unit']} "
+            f"({100 * p['coverage']:.1f} %); stack used {p['stack_used']:,} of {p['stack_size']:,} B",
             markup=False,
         )
     if s.get("npu_cycles"):
