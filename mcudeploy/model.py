@@ -282,7 +282,34 @@ def parse_tflite(data: bytes, source: str = "<bytes>") -> Model:
             f"{source}: malformed TFLite flatbuffer (a table or vector points outside the file: {e})"
         ) from None
     _check_semantics(model)
+    _check_tflm_unpacks(data, source)
     return model
+
+
+def _check_tflm_unpacks(data: bytes, source: str) -> None:
+    """Reject what TFLite Micro's Python interpreter cannot read before its C++ sees the model.
+
+    ``Interpreter.from_bytes`` first unpacks the whole flatbuffer (every table, including the
+    ones this view skips: metadata, signatures, options of every kind) with the schema's object
+    API in ``count_resource_variables``; a corrupt offset or length there raises struct.error,
+    TypeError ("bad number") or ValueError. Running that same reader here makes those a
+    ModelFormatError naming the file, for every command and not only the ones that reach TFLM.
+    """
+    try:
+        from tflite_micro.python.tflite_micro.runtime import count_resource_variables
+    except ImportError:  # pragma: no cover - a declared dependency; without it nothing unpacks this
+        return
+    try:
+        count_resource_variables(data)
+    except RecursionError:
+        raise ModelFormatError(
+            f"{source}: malformed TFLite flatbuffer (its tables nest without end)"
+        ) from None
+    except Exception as e:  # any failure of a third-party reader on untrusted bytes
+        raise ModelFormatError(
+            f"{source}: malformed TFLite flatbuffer: TFLite Micro's reader cannot unpack it "
+            f"({type(e).__name__}: {e})"
+        ) from None
 
 
 def _check_header(data: bytes, source: str) -> None:

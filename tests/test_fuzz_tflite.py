@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import tflite
 from hypothesis import given
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 
 from mcudeploy.errors import ModelFormatError
 from mcudeploy.model import Model, parse_tflite
-from tests.hyp import examples
+from tests.hyp import SCALE, examples
 
 SEED = 20261122
 CASE_SECONDS = 5.0  # per-case parse deadline: a hang is a failure, not a stuck CI job
@@ -344,3 +345,47 @@ def test_random_splices_never_escape(digits_int8: Model, edits: list[tuple[int, 
         assert SOURCE in str(result)
     else:
         assert isinstance(result, Model) and result.inputs and result.outputs
+
+
+# -- what TFLM's own reader cannot unpack ---------------------------------------------------
+def _small_fc_model() -> bytes:
+    """A 700-byte FULLY_CONNECTED model: small enough to overwrite every byte of it."""
+    from mcudeploy.tflite_builder import GraphBuilder
+
+    g = GraphBuilder()
+    x = g.tensor((1, 4), "int8", 0.1, 0)
+    w = g.const(np.arange(12).reshape(3, 4) - 6, "int8", scale=0.1, zero_point=0)
+    b = g.const(np.arange(3), "int32", scale=0.01, zero_point=0)
+    y = g.tensor((1, 3), "int8", 0.1, 0)
+    g.op("FULLY_CONNECTED", [x, w, b], [y])
+    return g.to_bytes([x], [y])
+
+
+@pytest.mark.hypothesis  # make fuzz runs every overwrite through TFLM
+def test_every_byte_overwrite_is_rejected_or_unpacks_in_tflm(tmp_path: Path) -> None:
+    """Each byte of a model set to 0xFF and to 0x80: a ModelFormatError naming the file, or a model
+    that TFLite Micro's Python interpreter reads (its object-API unpacking) and runs without crashing."""
+    from tflite_micro.python.tflite_micro.runtime import count_resource_variables
+
+    data = _small_fc_model()
+    parsed: list[Path] = []
+    unpack_rejections = 0
+    for pos in range(len(data)):
+        for value in (0xFF, 0x80):
+            m = bytearray(data)
+            m[pos] = value
+            try:
+                parse_tflite(bytes(m), SOURCE)
+            except ModelFormatError as e:
+                assert SOURCE in str(e), (pos, value, str(e))
+                unpack_rejections += "cannot unpack" in str(e)
+                continue
+            count_resource_variables(bytes(m))  # what Interpreter.from_bytes runs first: must not raise
+            p = tmp_path / f"{pos:04d}_{value:02x}.tflite"
+            p.write_bytes(bytes(m))
+            parsed.append(p)
+    assert unpack_rejections, "some overwrites only TFLM's reader catches (metadata, option tables ...)"
+    # every 10th runs in TFLM in make test (time budget), all of them in make fuzz
+    sample = parsed if SCALE > 1 else parsed[::10]
+    crashes = {p.name: r for p, r in run_in_tflm(sample).items() if r.startswith("crash")}
+    assert not crashes, crashes
