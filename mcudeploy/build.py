@@ -45,7 +45,8 @@ TFLM_NPU_REQUIRED = (
     "third_party/ethos_u_core_driver/src/ethosu_device.h",
 )
 TFLM_HINT = (
-    f"pass --tflm-root DIR or set {TFLM_ENV} to a tree exported by tflite-micro's "
+    "run `mcudeploy setup tflm` (add --npu ethos-u55 for NPU boards, --from DIR offline), "
+    f"or pass --tflm-root DIR / set {TFLM_ENV} to a tree exported by tflite-micro's "
     "tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py "
     '--makefile_options="TARGET=cortex_m_generic OPTIMIZED_KERNEL_DIR=cmsis_nn TARGET_ARCH=cortex-m55" DIR'
     " (add CO_PROCESSOR=ethos_u ETHOSU_ARCH=u55 for NPU boards, then copy the ethos-u-core-driver's src/ to"
@@ -121,13 +122,21 @@ def find_toolchain() -> Toolchain:
 
 
 def find_tflm_root(explicit: str | os.PathLike[str] | None, *, npu: bool = False) -> Path:
-    """The TFLM tree to build against; errors name the missing files and how to get a tree."""
+    """The TFLM tree to build against: ``--tflm-root``, else ``MCUDEPLOY_TFLM_ROOT``, else the tree
+    ``mcudeploy setup tflm`` installed; errors name the missing files and how to get a tree."""
     source = "--tflm-root" if explicit else TFLM_ENV
     value = str(explicit) if explicit else os.environ.get(TFLM_ENV, "")
     if not value:
-        raise ToolMissingError(
-            "the tflm runtime needs a TFLite Micro tree and none was given", hint=TFLM_HINT
-        )
+        from .setup.tflm import default_tree
+
+        installed = default_tree(npu=npu)
+        if installed is None:
+            raise ToolMissingError(
+                "the tflm runtime needs a TFLite Micro tree and none was given or installed"
+                + (" with the Ethos-U kernel" if npu else ""),
+                hint=TFLM_HINT,
+            )
+        source, value = "mcudeploy setup tflm", str(installed)
     root = Path(value).expanduser()
     if not root.is_dir():
         raise ToolMissingError(f"TFLite Micro tree {root} (from {source}) is not a directory", hint=TFLM_HINT)

@@ -227,9 +227,10 @@ def runtimes(cfg: dict[str, Any]) -> list[str]:
 
     rt = cfg["firmware"]["runtime"]
     if rt == AUTO_RUNTIME:
-        names = ["c"] + (
-            ["tflm"] if cfg["firmware"]["tflm_root"] or os.environ.get("MCUDEPLOY_TFLM_ROOT") else []
-        )
+        from .setup.tflm import default_tree
+
+        has_tree = cfg["firmware"]["tflm_root"] or os.environ.get("MCUDEPLOY_TFLM_ROOT") or default_tree()
+        names = ["c"] + (["tflm"] if has_tree else [])
     else:
         names = [rt] if isinstance(rt, str) else list(rt)
     if not names or len(set(names)) != len(names):

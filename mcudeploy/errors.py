@@ -61,6 +61,14 @@ class CompileError(InputError):
     """Vela (or another compiler) rejected the input."""
 
 
+class ChecksumError(InputError):
+    """A downloaded or supplied file does not have the pinned checksum."""
+
+
+class EulaError(InputError):
+    """A licence must be accepted explicitly (e.g. --accept-eula) before installing."""
+
+
 # -- gates (exit 1) -----------------------------------------------------------------------
 class GateError(MCUDeployError):
     """A check the user asked for (or that a stage requires) failed."""
@@ -85,6 +93,10 @@ class ToolMissingError(MCUDeployError):
     """A required external tool, package or tree is missing."""
 
     exit_code = ExitCode.MISSING_TOOL
+
+
+class OfflineError(ToolMissingError):
+    """A download was needed and the network (or the server) could not be reached."""
 
 
 class BuildError(MCUDeployError):

@@ -16,8 +16,14 @@ import tests.hyp  # noqa: F401  (the hypothesis profile: derandomized in make te
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-TFLM_REASON = "needs a TFLite Micro tree: set MCUDEPLOY_TFLM_ROOT to a create_tflm_tree.py export"
-FVP_REASON = "needs an Arm Corstone FVP: set MCUDEPLOY_FVP to an FVP_Corstone_SSE-300_Ethos-U55 binary"
+TFLM_REASON = (
+    "needs a TFLite Micro tree: run `mcudeploy setup tflm` (offline: --from MIRRORS) "
+    "or set MCUDEPLOY_TFLM_ROOT to a create_tflm_tree.py export"
+)
+FVP_REASON = (
+    "needs an Arm Corstone FVP: run `mcudeploy setup fvp corstone-300 --accept-eula` "
+    "or set MCUDEPLOY_FVP to an FVP_Corstone_SSE-300_Ethos-U55 binary"
+)
 
 
 def _missing_tools(*tools: str) -> list[str]:
@@ -27,7 +33,19 @@ def _missing_tools(*tools: str) -> list[str]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     qemu_missing = _missing_tools("qemu-system-arm", "arm-none-eabi-gcc")
     tflm = os.environ.get("MCUDEPLOY_TFLM_ROOT")
+    if not tflm:  # a tree `mcudeploy setup tflm` installed serves the tflm tests as the variable would
+        from mcudeploy.setup.tflm import default_tree
+
+        tree = default_tree()
+        if tree is not None:
+            tflm = os.environ["MCUDEPLOY_TFLM_ROOT"] = str(tree)
     fvp = os.environ.get("MCUDEPLOY_FVP")
+    if not fvp:  # likewise an FVP `mcudeploy setup fvp corstone-300` installed
+        from mcudeploy.setup.fvp import find_installed_executable
+
+        found = find_installed_executable("FVP_Corstone_SSE-300_Ethos-U55")
+        if found:
+            fvp = os.environ["MCUDEPLOY_FVP"] = found
     for item in items:
         if "qemu" in item.keywords and qemu_missing:
             item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(qemu_missing)}: run `make setup`"))

@@ -64,6 +64,7 @@ def test_tflm_build_without_tree_says_how(digits_int8, tmp_path: Path, monkeypat
         pytest.skip("needs cmake and arm-none-eabi-gcc to get past the toolchain check")
     p = codegen.generate(digits_int8, get_board(QEMU), tmp_path / "tflm_proj", runtime="tflm")
     monkeypatch.delenv("MCUDEPLOY_TFLM_ROOT", raising=False)
+    monkeypatch.setenv("MCUDEPLOY_CACHE_DIR", str(tmp_path / "empty-cache"))  # no `setup tflm` tree either
     with pytest.raises(ToolMissingError, match="TFLite Micro tree") as exc:
         build_mod.build(p.path)
     assert "MCUDEPLOY_TFLM_ROOT" in str(exc.value) and "create_tflm_tree.py" in str(exc.value)

@@ -11,6 +11,8 @@ NPU cycles come from the Ethos-U PMU through the runtime (``mcd_runtime_npu_cycl
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import ClassVar
 
@@ -27,8 +29,9 @@ class FvpSimulator(Simulator):
     executable = "FVP_Corstone_SSE-300_Ethos-U55"
     env_var = "MCUDEPLOY_FVP"
     install_hint = (
-        "download the Arm Ecosystem FVP for Corstone-300 (developer.arm.com, 'Arm Ecosystem FVPs') "
-        "and set MCUDEPLOY_FVP to its FVP_Corstone_SSE-300_Ethos-U55 binary"
+        "run `mcudeploy setup fvp corstone-300 --accept-eula` (offline: --from Arm's archive), or "
+        "download the Arm Ecosystem FVP for Corstone-300 and set MCUDEPLOY_FVP to its "
+        "FVP_Corstone_SSE-300_Ethos-U55 binary"
     )
     ready_marker: ClassVar[bytes | None] = b"Listening for serial connection on port"
 
@@ -65,6 +68,16 @@ class FvpSimulator(Simulator):
 
     def default_executable(self) -> str:
         return self.model
+
+    def find_executable(self) -> str:
+        """``executable=``, MCUDEPLOY_FVP, PATH, then the FVPs `mcudeploy setup fvp` installed."""
+        if not self._executable and not os.environ.get(self.env_var or "") and not shutil.which(self.model):
+            from ..setup.fvp import find_installed_executable
+
+            found = find_installed_executable(self.model)
+            if found:
+                return found
+        return super().find_executable()
 
     def params(self, uart_port: int) -> list[tuple[str, str]]:
         """The ``-C name=value`` parameters, in a fixed order."""
