@@ -49,7 +49,9 @@ def test_c_runtime_runs_every_digits_test_sample_on_qemu(digits_int8, digits_spl
 
 
 def _kernel_mix_model():
-    """A small graph touching the kernels whose MVE paths only the target compiles (conv, FC dots)."""
+    """A small graph touching every path of the kernels that only the target compiles (Helium MVE on
+    Cortex-M55, DSP SMLAD on Cortex-M4): im2col and in-place convolutions, channel tails, dilation,
+    depthwise with multiplier 1 and 2, fully connected."""
     rng = np.random.default_rng(11)
     g = GraphBuilder()
     x = g.tensor((1, 8, 8, 12), "int8", 0.04, -7)
@@ -86,10 +88,48 @@ def _kernel_mix_model():
     )
     s = g.tensor((1, 8, 8, 16), "int8", 0.1, -4)
     g.op("ADD", [c1, c2], [s], fused_activation_function=0)
-    p = g.tensor((1, 4, 4, 16), "int8", 0.1, -4)
+    # 1x1 convolution read in place, 7 output channels (tails of the 4-row MVE and 2-row DSP blocks);
+    # multipliers 0.07..0.43 (right shifts of 1..4 bits) and small weights: many exact rounding ties
+    w3 = g.const(rng.integers(-4, 5, (7, 1, 1, 16)), "int8", scale=list(rng.uniform(0.05, 0.3, 7)))
+    b3 = g.const(rng.integers(-900, 900, 7), "int32", scale=[1e-4] * 7)
+    c3 = g.tensor((1, 8, 8, 7), "int8", 0.07, 9)
+    g.op("CONV_2D", [s, w3, b3], [c3], padding=1, stride_h=1, stride_w=1, fused_activation_function=0)
+    # dilated, strided, padded 3x3 convolution: patch of 63 bytes, taps gathered one by one
+    w4 = g.const(rng.integers(-127, 128, (5, 3, 3, 7)), "int8", scale=list(rng.uniform(0.002, 0.02, 5)))
+    c4 = g.tensor((1, 4, 4, 5), "int8", 0.09, -3)
+    g.op(
+        "CONV_2D",
+        [c3, w4, -1],
+        [c4],
+        padding=0,
+        stride_h=2,
+        stride_w=2,
+        dilation_h_factor=2,
+        dilation_w_factor=2,
+        fused_activation_function=1,
+    )
+    # depth multiplier 2 on 5 channels, border and inside pixels
+    w5 = g.const(
+        rng.integers(-127, 128, (1, 3, 3, 10)), "int8", scale=list(rng.uniform(0.005, 0.03, 10)), axis=3
+    )
+    b5 = g.const(rng.integers(-500, 500, 10), "int32", scale=[1e-4] * 10)
+    c5 = g.tensor((1, 4, 4, 10), "int8", 0.05, 6)
+    g.op(
+        "DEPTHWISE_CONV_2D",
+        [c4, w5, b5],
+        [c5],
+        padding=0,
+        stride_h=1,
+        stride_w=1,
+        depth_multiplier=2,
+        dilation_h_factor=1,
+        dilation_w_factor=1,
+        fused_activation_function=0,
+    )
+    p = g.tensor((1, 2, 2, 10), "int8", 0.05, 6)
     g.op(
         "AVERAGE_POOL_2D",
-        [s],
+        [c5],
         [p],
         padding=1,
         stride_h=2,
@@ -98,9 +138,9 @@ def _kernel_mix_model():
         filter_width=2,
         fused_activation_function=0,
     )
-    m = g.tensor((1, 16), "int8", 0.05, 2)
+    m = g.tensor((1, 10), "int8", 0.05, 2)
     g.op("MEAN", [p, g.const(np.array([1, 2]), "int32")], [m], keep_dims=False)
-    wf = g.const(rng.integers(-127, 128, (10, 16)), "int8", scale=0.01)
+    wf = g.const(rng.integers(-127, 128, (10, 10)), "int8", scale=0.01)
     bf = g.const(rng.integers(-300, 300, 10), "int32", scale=float(np.float32(0.05) * np.float32(0.01)))
     f = g.tensor((1, 10), "int8", 0.2, 1)
     g.op("FULLY_CONNECTED", [m, wf, bf], [f], fused_activation_function=0)

@@ -97,36 +97,160 @@ static int32_t one_over_one_plus_x(int32_t a) /* FixedPoint<int32,0> -> FixedPoi
     return sat_shl(newton_recip_f2(a), 1); /* Rescale<0>(ExactMulByPot<-1>(x)) */
 }
 
-/* sum(w[i] * (x[i] + off)) over n: computed as sum(w*x) + off*sum(w), equal in 32-bit two's complement,
- * so the MVE path (16 lanes per step, predicated tail) gives the reference's bits. */
-static int32_t dot_offset(const int8_t *w, const int8_t *x, int32_t n, int32_t off)
+/* ---- requantization and dot products shared by CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED -------
+ *
+ * The lowering folds the input offset into the bias at generation time (bias + ioff * sum of the
+ * weights, wrapped to int32): sum(w * (x + ioff)) + bias == sum(w * x) + folded bias in 32-bit two's
+ * complement, and a tap that falls in the padding reads the input zero point (x + ioff == 0), which
+ * the reference skips. So every path accumulates plain int8 products, in any order, and all paths
+ * (plain C, Arm DSP SMLAD, Helium MVE) give the reference's bits. */
+
+/* MultiplyByQuantizedMultiplier for m >= 0 (all conv/FC multipliers): SaturatingRoundingDoublingHighMul
+ * is floor((a*b + 2^30) / 2^31) (for a*b < 0 the reference's nudge 1 - 2^30 then truncation towards
+ * zero is the same floor), and saturates only for a == b == INT32_MIN, which m >= 0 excludes. */
+static inline int32_t mbqm_pos(int32_t x, int32_t m, int32_t shift)
 {
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t sx = (int32_t)((uint32_t)x << left);
+    const int32_t hi = (int32_t)(((int64_t)sx * m + ((int64_t)1 << 30)) >> 31);
+    return shift < 0 ? rdbpot(hi, -shift) : hi;
+}
+
+static inline int8_t requant1(int32_t acc, int32_t m, int32_t s, int32_t ooff, int32_t lo, int32_t hi)
+{
+    return (int8_t)clamp32(mbqm_pos(acc, m, s) + ooff, lo, hi);
+}
+
 #ifdef MCD_MVE
-    if (n < 8) { /* a few channels: the scalar loop is cheaper than a vector setup */
-        int32_t acc = 0;
-        for (int32_t i = 0; i < n; ++i) acc += w[i] * (x[i] + off);
-        return acc;
+/* 4 lanes of MultiplyByQuantizedMultiplier: VQRDMULH is SaturatingRoundingDoublingHighMul exactly, and
+ * RoundingDivideByPOT is gemmlowp's vector form (subtract 1 from negative values, then VRSHL). */
+static inline int32x4_t mve_requant(int32x4_t acc, int32x4_t m, int32x4_t s, int32_t ooff, int32_t lo,
+                                    int32_t hi)
+{
+    const int32x4_t zero = vdupq_n_s32(0);
+    const int32x4_t right = vminq_s32(s, zero);
+    int32x4_t v = vqrdmulhq_s32(vshlq_s32(acc, vmaxq_s32(s, zero)), m);
+    v = vqaddq_s32(v, vshrq_n_s32(vandq_s32(v, right), 31));
+    v = vaddq_n_s32(vrshlq_s32(v, right), ooff);
+    return vminq_s32(vmaxq_s32(v, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+}
+#endif
+
+#if !defined(MCD_MVE) && defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
+#include <arm_acle.h>
+#define MCD_DSP 1
+static inline uint32_t ld32(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline int32_t sxtb16_ror8(uint32_t x) /* bytes 1 and 3, sign-extended to halfwords */
+{
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+#endif
+
+/* out[o] = requant(bias[o] + sum_k w[o*K + k] * x[k]) for o < O: the inner loop of CONV_2D (one
+ * output pixel, x its im2col patch) and FULLY_CONNECTED (one batch row). */
+static void gemv_requant(const int8_t *x, const int8_t *w, int32_t K, int32_t O, const int32_t *bias,
+                         const int32_t *mult, const int32_t *shift, int32_t ooff, int32_t lo, int32_t hi,
+                         int8_t *out)
+{
+#if defined(MCD_MVE)
+    for (int32_t o = 0; o < O; o += 4) { /* 4 rows share each input vector; a short last block repeats a row */
+        const int32_t left = O - o;
+        const int8_t *w0 = w + o * K;
+        const int8_t *w1 = left > 1 ? w0 + K : w0;
+        const int8_t *w2 = left > 2 ? w0 + 2 * K : w0;
+        const int8_t *w3 = left > 3 ? w0 + 3 * K : w0;
+        const int8_t *xp = x;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (int32_t k = K; k > 0; k -= 16) {
+            const mve_pred16_t p = vctp8q((uint32_t)k);
+            const int8x16_t vx = vldrbq_z_s8(xp, p);
+            a0 = vmladavaq_s8(a0, vldrbq_z_s8(w0, p), vx);
+            a1 = vmladavaq_s8(a1, vldrbq_z_s8(w1, p), vx);
+            a2 = vmladavaq_s8(a2, vldrbq_z_s8(w2, p), vx);
+            a3 = vmladavaq_s8(a3, vldrbq_z_s8(w3, p), vx);
+            xp += 16;
+            w0 += 16;
+            w1 += 16;
+            w2 += 16;
+            w3 += 16;
+        }
+        const mve_pred16_t p4 = vctp32q((uint32_t)left);
+        int32x4_t acc = vdupq_n_s32(a0);
+        acc = vsetq_lane_s32(a1, acc, 1);
+        acc = vsetq_lane_s32(a2, acc, 2);
+        acc = vsetq_lane_s32(a3, acc, 3);
+        acc = vaddq_s32(acc, vldrwq_z_s32(bias + o, p4));
+        const int32x4_t v = mve_requant(acc, vldrwq_z_s32(mult + o, p4), vldrwq_z_s32(shift + o, p4), ooff, lo, hi);
+        vstrbq_p_s32(out + o, v, p4);
     }
-    int32_t acc = 0, wsum = 0;
-    while (n > 0) {
-        const mve_pred16_t p = vctp8q((uint32_t)n);
-        const int8x16_t vw = vldrbq_z_s8(w, p);
-        const int8x16_t vx = vldrbq_z_s8(x, p);
-        acc = vmladavaq_p_s8(acc, vw, vx, p);
-        wsum = vaddvaq_p_s8(wsum, vw, p);
-        w += 16;
-        x += 16;
-        n -= 16;
+#elif defined(MCD_DSP)
+    int32_t o = 0;
+    for (; o + 2 <= O; o += 2) { /* 2 rows share each input word; SMLAD: two 16-bit MACs per instruction */
+        const int8_t *w0 = w + o * K, *w1 = w0 + K, *xp = x;
+        int32_t a0 = bias[o], a1 = bias[o + 1];
+        for (int32_t k = K >> 2; k > 0; --k) {
+            const uint32_t vx = ld32(xp), u0 = ld32(w0), u1 = ld32(w1);
+            const int32_t xa = __sxtb16(vx), xb = sxtb16_ror8(vx);
+            a0 = __smlad(__sxtb16(u0), xa, a0);
+            a0 = __smlad(sxtb16_ror8(u0), xb, a0);
+            a1 = __smlad(__sxtb16(u1), xa, a1);
+            a1 = __smlad(sxtb16_ror8(u1), xb, a1);
+            xp += 4;
+            w0 += 4;
+            w1 += 4;
+        }
+        for (int32_t k = K & 3; k > 0; --k) {
+            a0 += *w0++ * *xp;
+            a1 += *w1++ * *xp++;
+        }
+        out[o] = requant1(a0, mult[o], shift[o], ooff, lo, hi);
+        out[o + 1] = requant1(a1, mult[o + 1], shift[o + 1], ooff, lo, hi);
     }
-    return (int32_t)((uint32_t)acc + (uint32_t)wsum * (uint32_t)off);
+    for (; o < O; ++o) {
+        const int8_t *w0 = w + o * K;
+        int32_t a0 = bias[o];
+        for (int32_t k = 0; k < K; ++k) a0 += w0[k] * x[k];
+        out[o] = requant1(a0, mult[o], shift[o], ooff, lo, hi);
+    }
 #else
-    int32_t acc = 0;
-    for (int32_t i = 0; i < n; ++i) acc += w[i] * (x[i] + off);
-    return acc;
+    for (int32_t o = 0; o < O; ++o) {
+        const int8_t *w0 = w + o * K;
+        int32_t a0 = bias[o];
+        for (int32_t k = 0; k < K; ++k) a0 += w0[k] * x[k];
+        out[o] = requant1(a0, mult[o], shift[o], ooff, lo, hi);
+    }
 #endif
 }
 
-/* ---- CONV_2D / DEPTHWISE_CONV_2D ------------------------------------------------------------- */
+static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+{
+#ifdef MCD_MVE
+    for (; n > 0; n -= 16, src += 16, dst += 16) {
+        const mve_pred16_t p = vctp8q((uint32_t)n);
+        vstrbq_p_s8(dst, vldrbq_z_s8(src, p), p);
+    }
+#else
+    for (; n >= 4; n -= 4, src += 4, dst += 4) memcpy(dst, src, 4);
+    while (n-- > 0) *dst++ = *src++;
+#endif
+}
+
+static void fill_bytes(int8_t *dst, int8_t v, int32_t n)
+{
+    while (n-- > 0) *dst++ = v;
+}
+
+/* ---- CONV_2D / DEPTHWISE_CONV_2D -------------------------------------------------------------
+ * p: the header below, then mult[OC], shift[OC], folded bias[OC]. in: x, w, NULL, scratch (CONV_2D: the
+ * im2col patch of one output pixel, KH*KW*C bytes, unless the filter is 1x1 without padding). */
 enum { CV_N, CV_H, CV_W, CV_C, CV_OH, CV_OW, CV_OC, CV_KH, CV_KW, CV_SH, CV_SW, CV_DH, CV_DW,
        CV_PH, CV_PW, CV_IOFF, CV_OOFF, CV_AMIN, CV_AMAX, CV_DM, CV_HDR };
 
@@ -134,123 +258,171 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
 {
     const int8_t *x = (const int8_t *)in[0];
     const int8_t *w = (const int8_t *)in[1];
-    const int32_t *bias = (const int32_t *)in[2];
+    int8_t *col = (int8_t *)in[3];
     int8_t *y = (int8_t *)out;
     const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], OH = p[CV_OH], OW = p[CV_OW], OC = p[CV_OC];
-    const int32_t KH = p[CV_KH], KW = p[CV_KW], ioff = p[CV_IOFF];
-    const int32_t *mult = p + CV_HDR, *shift = p + CV_HDR + OC;
-    for (int32_t b = 0; b < p[CV_N]; ++b)
-        for (int32_t oy = 0; oy < OH; ++oy)
+    const int32_t KH = p[CV_KH], KW = p[CV_KW], SH = p[CV_SH], SW = p[CV_SW], DH = p[CV_DH], DW = p[CV_DW];
+    const int32_t K = KH * KW * C, ooff = p[CV_OOFF], lo = p[CV_AMIN], hi = p[CV_AMAX];
+    const int8_t pad = (int8_t)-p[CV_IOFF]; /* the input zero point: contributes 0 after the offset */
+    const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
+    const int direct = KH == 1 && KW == 1 && p[CV_PH] == 0 && p[CV_PW] == 0;
+    for (int32_t b = 0; b < p[CV_N]; ++b) {
+        const int8_t *xb = x + b * H * W * C;
+        for (int32_t oy = 0; oy < OH; ++oy) {
+            const int32_t iy0 = oy * SH - p[CV_PH];
             for (int32_t ox = 0; ox < OW; ++ox) {
-                const int32_t iy0 = oy * p[CV_SH] - p[CV_PH], ix0 = ox * p[CV_SW] - p[CV_PW];
-                for (int32_t oc = 0; oc < OC; ++oc) {
-                    int32_t acc = 0;
+                const int32_t ix0 = ox * SW - p[CV_PW];
+                const int8_t *patch;
+                if (direct) {
+                    patch = xb + (iy0 * W + ix0) * C;
+                } else {
+                    int8_t *d = col;
                     for (int32_t ky = 0; ky < KH; ++ky) {
-                        const int32_t iy = iy0 + p[CV_DH] * ky;
-                        if (iy < 0 || iy >= H) continue;
-                        for (int32_t kx = 0; kx < KW; ++kx) {
-                            const int32_t ix = ix0 + p[CV_DW] * kx;
-                            if (ix < 0 || ix >= W) continue;
-                            const int8_t *xp = x + ((b * H + iy) * W + ix) * C;
-                            const int8_t *wp = w + ((oc * KH + ky) * KW + kx) * C;
-                            acc += dot_offset(wp, xp, C, ioff);
+                        const int32_t iy = iy0 + DH * ky;
+                        if (iy < 0 || iy >= H) {
+                            fill_bytes(d, pad, KW * C);
+                            d += KW * C;
+                            continue;
+                        }
+                        const int8_t *row = xb + iy * W * C;
+                        if (DW == 1) { /* in-bounds taps of a row are contiguous */
+                            const int32_t k0 = ix0 < 0 ? -ix0 : 0;
+                            const int32_t k1 = W - ix0 < KW ? W - ix0 : KW;
+                            if (k1 <= k0) {
+                                fill_bytes(d, pad, KW * C);
+                            } else {
+                                fill_bytes(d, pad, k0 * C);
+                                copy_bytes(d + k0 * C, row + (ix0 + k0) * C, (k1 - k0) * C);
+                                fill_bytes(d + k1 * C, pad, (KW - k1) * C);
+                            }
+                            d += KW * C;
+                            continue;
+                        }
+                        for (int32_t kx = 0; kx < KW; ++kx, d += C) {
+                            const int32_t ix = ix0 + DW * kx;
+                            if (ix < 0 || ix >= W) fill_bytes(d, pad, C);
+                            else copy_bytes(d, row + ix * C, C);
                         }
                     }
-                    if (bias) acc += bias[oc];
-                    acc = mbqm(acc, mult[oc], shift[oc]) + p[CV_OOFF];
-                    y[((b * OH + oy) * OW + ox) * OC + oc] = (int8_t)clamp32(acc, p[CV_AMIN], p[CV_AMAX]);
+                    patch = col;
                 }
+                gemv_requant(patch, w, K, OC, bias, mult, shift, ooff, lo, hi, y);
+                y += OC;
             }
+        }
+    }
 }
 
 void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
 {
     const int8_t *x = (const int8_t *)in[0];
     const int8_t *w = (const int8_t *)in[1];
-    const int32_t *bias = (const int32_t *)in[2];
     int8_t *y = (int8_t *)out;
     const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], OH = p[CV_OH], OW = p[CV_OW], OC = p[CV_OC];
-    const int32_t KH = p[CV_KH], KW = p[CV_KW], ioff = p[CV_IOFF], DM = p[CV_DM];
-    const int32_t *mult = p + CV_HDR, *shift = p + CV_HDR + OC;
-    for (int32_t b = 0; b < p[CV_N]; ++b)
-        for (int32_t oy = 0; oy < OH; ++oy)
-            for (int32_t ox = 0; ox < OW; ++ox) {
-                const int32_t iy0 = oy * p[CV_SH] - p[CV_PH], ix0 = ox * p[CV_SW] - p[CV_PW];
+    const int32_t KH = p[CV_KH], KW = p[CV_KW], SH = p[CV_SH], SW = p[CV_SW], DH = p[CV_DH], DW = p[CV_DW];
+    const int32_t DM = p[CV_DM], ooff = p[CV_OOFF], lo = p[CV_AMIN], hi = p[CV_AMAX];
+    const int32_t pad = -p[CV_IOFF];
+    const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
+    for (int32_t b = 0; b < p[CV_N]; ++b) {
+        const int8_t *xb = x + b * H * W * C;
+        for (int32_t oy = 0; oy < OH; ++oy) {
+            const int32_t iy0 = oy * SH - p[CV_PH];
+            for (int32_t ox = 0; ox < OW; ++ox, y += OC) {
+                const int32_t ix0 = ox * SW - p[CV_PW];
+                const int inside = iy0 >= 0 && ix0 >= 0 && iy0 + (KH - 1) * DH < H && ix0 + (KW - 1) * DW < W;
 #ifdef MCD_MVE
-                if (DM == 1) { /* 4 channels per step; same products and sums as the scalar loop */
+                if (DM == 1) { /* 4 channels per step, int32 lanes */
+                    const int32x4_t vpad = vdupq_n_s32(pad);
                     for (int32_t c0 = 0; c0 < C; c0 += 4) {
                         const mve_pred16_t pr = vctp32q((uint32_t)(C - c0));
-                        int32x4_t acc4 = vdupq_n_s32(0);
-                        for (int32_t ky = 0; ky < KH; ++ky) {
-                            const int32_t iy = iy0 + p[CV_DH] * ky;
-                            if (iy < 0 || iy >= H) continue;
-                            for (int32_t kx = 0; kx < KW; ++kx) {
-                                const int32_t ix = ix0 + p[CV_DW] * kx;
-                                if (ix < 0 || ix >= W) continue;
-                                const int32x4_t vx = vldrbq_z_s32(x + ((b * H + iy) * W + ix) * C + c0, pr);
-                                const int32x4_t vw = vldrbq_z_s32(w + (ky * KW + kx) * OC + c0, pr);
-                                acc4 = vaddq_s32(acc4, vmulq_s32(vw, vaddq_n_s32(vx, ioff)));
+                        int32x4_t acc = vldrwq_z_s32(bias + c0, pr);
+                        const int8_t *wp = w + c0;
+                        if (inside) {
+                            const int8_t *xr = xb + (iy0 * W + ix0) * C + c0;
+                            for (int32_t ky = 0; ky < KH; ++ky, xr += DH * W * C) {
+                                const int8_t *xp = xr;
+                                for (int32_t kx = 0; kx < KW; ++kx, xp += DW * C, wp += C)
+                                    acc = vaddq_s32(acc, vmulq_s32(vldrbq_z_s32(wp, pr), vldrbq_z_s32(xp, pr)));
+                            }
+                        } else {
+                            for (int32_t ky = 0; ky < KH; ++ky) {
+                                const int32_t iy = iy0 + DH * ky;
+                                for (int32_t kx = 0; kx < KW; ++kx, wp += C) {
+                                    const int32_t ix = ix0 + DW * kx;
+                                    const int32x4_t vx = iy < 0 || iy >= H || ix < 0 || ix >= W
+                                                             ? vpad
+                                                             : vldrbq_z_s32(xb + (iy * W + ix) * C + c0, pr);
+                                    acc = vaddq_s32(acc, vmulq_s32(vldrbq_z_s32(wp, pr), vx));
+                                }
                             }
                         }
-                        int32_t lane[4];
-                        vstrwq_s32(lane, acc4);
-                        for (int32_t j = 0; j < 4 && c0 + j < C; ++j) {
-                            const int32_t oc = c0 + j;
-                            int32_t acc = lane[j];
-                            if (bias) acc += bias[oc];
-                            acc = mbqm(acc, mult[oc], shift[oc]) + p[CV_OOFF];
-                            y[((b * OH + oy) * OW + ox) * OC + oc] = (int8_t)clamp32(acc, p[CV_AMIN], p[CV_AMAX]);
-                        }
+                        const int32x4_t v = mve_requant(acc, vldrwq_z_s32(mult + c0, pr),
+                                                        vldrwq_z_s32(shift + c0, pr), ooff, lo, hi);
+                        vstrbq_p_s32(y + c0, v, pr);
                     }
                     continue;
                 }
 #endif
+                if (inside) {
+                    const int8_t *xr0 = xb + (iy0 * W + ix0) * C;
+                    for (int32_t ic = 0; ic < C; ++ic)
+                        for (int32_t m = 0; m < DM; ++m) {
+                            const int32_t oc = m + ic * DM;
+                            const int8_t *xr = xr0 + ic, *wp = w + oc;
+                            int32_t acc = bias[oc];
+                            for (int32_t ky = 0; ky < KH; ++ky, xr += DH * W * C) {
+                                const int8_t *xp = xr;
+                                for (int32_t kx = 0; kx < KW; ++kx, xp += DW * C, wp += OC) acc += *wp * *xp;
+                            }
+                            y[oc] = requant1(acc, mult[oc], shift[oc], ooff, lo, hi);
+                        }
+                    continue;
+                }
                 for (int32_t ic = 0; ic < C; ++ic)
                     for (int32_t m = 0; m < DM; ++m) {
                         const int32_t oc = m + ic * DM;
-                        int32_t acc = 0;
+                        int32_t acc = bias[oc];
                         for (int32_t ky = 0; ky < KH; ++ky) {
-                            const int32_t iy = iy0 + p[CV_DH] * ky;
-                            if (iy < 0 || iy >= H) continue;
+                            const int32_t iy = iy0 + DH * ky;
                             for (int32_t kx = 0; kx < KW; ++kx) {
-                                const int32_t ix = ix0 + p[CV_DW] * kx;
-                                if (ix < 0 || ix >= W) continue;
-                                acc += w[(ky * KW + kx) * OC + oc] * (x[((b * H + iy) * W + ix) * C + ic] + ioff);
+                                const int32_t ix = ix0 + DW * kx;
+                                const int32_t v = iy < 0 || iy >= H || ix < 0 || ix >= W
+                                                      ? pad
+                                                      : xb[(iy * W + ix) * C + ic];
+                                acc += w[(ky * KW + kx) * OC + oc] * v;
                             }
                         }
-                        if (bias) acc += bias[oc];
-                        acc = mbqm(acc, mult[oc], shift[oc]) + p[CV_OOFF];
-                        y[((b * OH + oy) * OW + ox) * OC + oc] = (int8_t)clamp32(acc, p[CV_AMIN], p[CV_AMAX]);
+                        y[oc] = requant1(acc, mult[oc], shift[oc], ooff, lo, hi);
                     }
             }
+        }
+    }
 }
 
-/* ---- FULLY_CONNECTED ------------------------------------------------------------------------- */
-enum { FC_B, FC_D, FC_O, FC_IOFF, FC_WOFF, FC_OOFF, FC_AMIN, FC_AMAX, FC_PC, FC_HDR };
+/* ---- FULLY_CONNECTED --------------------------------------------------------------------------
+ * p: the header below, then mult[O], shift[O] (per-tensor values repeated), bias[O]: folded with the
+ * input offset when the weight zero point is 0 (int8 TFLite), else the plain bias. */
+enum { FC_B, FC_D, FC_O, FC_IOFF, FC_WOFF, FC_OOFF, FC_AMIN, FC_AMAX, FC_HDR };
 
 void mcd_k_fully_connected(const int32_t *p, const void *const *in, void *out)
 {
     const int8_t *x = (const int8_t *)in[0];
     const int8_t *w = (const int8_t *)in[1];
-    const int32_t *bias = (const int32_t *)in[2];
     int8_t *y = (int8_t *)out;
     const int32_t D = p[FC_D], O = p[FC_O], ioff = p[FC_IOFF], woff = p[FC_WOFF];
-    const int32_t *mult = p + FC_HDR, *shift = p + FC_HDR + (p[FC_PC] ? O : 1);
-    for (int32_t b = 0; b < p[FC_B]; ++b)
-        for (int32_t o = 0; o < O; ++o) {
-            int32_t acc;
-            const int8_t *xp = x + b * D, *wp = w + o * D;
-            if (woff == 0) {
-                acc = dot_offset(wp, xp, D, ioff);
-            } else {
-                acc = 0;
-                for (int32_t d = 0; d < D; ++d) acc += (wp[d] + woff) * (xp[d] + ioff);
-            }
-            if (bias) acc += bias[o];
-            const int32_t c = p[FC_PC] ? o : 0;
-            acc = mbqm(acc, mult[c], shift[c]) + p[FC_OOFF];
-            y[b * O + o] = (int8_t)clamp32(acc, p[FC_AMIN], p[FC_AMAX]);
+    const int32_t *mult = p + FC_HDR, *shift = mult + O, *bias = shift + O;
+    for (int32_t b = 0; b < p[FC_B]; ++b, x += D, y += O) {
+        if (woff == 0) {
+            gemv_requant(x, w, D, O, bias, mult, shift, p[FC_OOFF], p[FC_AMIN], p[FC_AMAX], y);
+            continue;
         }
+        for (int32_t o = 0; o < O; ++o) {
+            const int8_t *wp = w + o * D;
+            int32_t acc = bias[o];
+            for (int32_t d = 0; d < D; ++d) acc += (wp[d] + woff) * (x[d] + ioff);
+            y[o] = (int8_t)clamp32(mbqm(acc, mult[o], shift[o]) + p[FC_OOFF], p[FC_AMIN], p[FC_AMAX]);
+        }
+    }
 }
 
 /* ---- AVERAGE_POOL_2D / MAX_POOL_2D ----------------------------------------------------------- */

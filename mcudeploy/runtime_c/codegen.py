@@ -17,7 +17,7 @@ from .._io import write_bytes_atomic
 from ..cnames import c_comment_text
 from ..model import Model
 from ..templating import render, template_bytes, template_names
-from .lower import Program, lower
+from .lower import SCRATCH, Program, lower
 from .planner import MemoryPlan, plan_memory
 
 
@@ -77,6 +77,12 @@ def _symbol(i: int) -> str:
     return f"mcd_t{i}"
 
 
+def scratch_bytes(prog: Program) -> int:
+    """The one scratch buffer the kernels share (steps run one at a time): the largest need, 16-aligned."""
+    need = max((s.scratch for s in prog.steps), default=0)
+    return (need + 15) // 16 * 16
+
+
 def build_c_runtime(model: Model) -> CRuntime:
     """Lower + plan + render, in memory. Raises UnsupportedError naming an op the runtime lacks."""
     prog = lower(model)
@@ -102,6 +108,8 @@ def build_c_runtime(model: Model) -> CRuntime:
         )
 
     def ref(t: int) -> str:
+        if t == SCRATCH:
+            return "mcd_scratch"
         if t < 0:
             return "NULL"
         if model.tensors[t].is_constant:
@@ -140,6 +148,7 @@ def build_c_runtime(model: Model) -> CRuntime:
         "outputs": outs,
         "arena_bytes": plan.arena_bytes,
         "arena_alloc": max(plan.arena_bytes, 16),
+        "scratch_bytes": scratch_bytes(prog),
         "naive_bytes": plan.naive_bytes(),
         "input_bytes": sum(i["nbytes"] for i in ins),
         "output_bytes": sum(o["nbytes"] for o in outs),

@@ -19,8 +19,8 @@ import numpy as np
 from ..errors import BuildError, TargetError, ToolMissingError
 from ..model import Model
 from ..templating import template_bytes
-from .codegen import kernel_files, kernel_sources, render_c_runtime
-from .lower import Program
+from .codegen import kernel_files, kernel_sources, render_c_runtime, scratch_bytes
+from .lower import SCRATCH, Program
 
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing")
 
@@ -91,11 +91,12 @@ def run_program(prog: Program, *inputs: np.ndarray) -> list[np.ndarray]:
                 bufs[s] = np.zeros(tensor.shape, dtype=tensor.dtype)
         return bufs[s]
 
+    scratch = np.zeros(max(scratch_bytes(prog), 16), np.int8)
     for step in prog.steps:
         params = np.array(step.params, dtype=np.int32)
         ptrs = (ctypes.c_void_p * max(len(step.inputs), 1))()
         for k, t in enumerate(step.inputs):
-            ptrs[k] = None if t < 0 else buf(t).ctypes.data
+            ptrs[k] = scratch.ctypes.data if t == SCRATCH else None if t < 0 else buf(t).ctypes.data
         out = buf(step.output)
         fn = getattr(lib, step.kernel)
         fn.restype = None

@@ -12,11 +12,14 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import UnsupportedError
 from ..model import Model, Operator, Tensor
 from . import quant as q
 
 ALIAS_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+SCRATCH = -2  # a Step input that passes the shared scratch buffer (at least Step.scratch bytes)
 HINT = "use `--runtime tflm`, which runs every op TFLite Micro supports"
 
 
@@ -28,8 +31,9 @@ class Step:
     opcode: str
     kernel: str  # C function name in mcd_kernels.h
     params: tuple[int, ...]
-    inputs: tuple[int, ...]  # tensor indices; -1 passes NULL (absent bias)
+    inputs: tuple[int, ...]  # tensor indices; -1 passes NULL (absent bias), SCRATCH the scratch buffer
     output: int
+    scratch: int = 0  # bytes of scratch the kernel needs (CONV_2D's im2col patch)
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,8 @@ def _conv_like(c: _Ctx, depthwise: bool) -> tuple[list[int], list[int]]:
         raise c.refuse(f"output shape {list(y.shape)} that does not follow from the options")
     lo, hi = c.act()
     mults, shifts = q.conv_multipliers(c.scale(x), w.quant.scale, c.scale(y), oc)
+    wts = _weights(c, w)
+    wsum = wts.reshape(-1, oc).sum(axis=0) if depthwise else wts.reshape(oc, -1).sum(axis=1)
     head = [
         n,
         h,
@@ -157,7 +163,22 @@ def _conv_like(c: _Ctx, depthwise: bool) -> tuple[list[int], list[int]]:
         hi,
         dm,
     ]
-    return head + mults + shifts, [c.op.inputs[0], c.op.inputs[1], _bias(c, 2)]
+    return head + mults + shifts + _folded_bias(c, 2, wsum, -c.zp(x)), [c.op.inputs[0], c.op.inputs[1], -1]
+
+
+def _weights(c: _Ctx, w: Tensor) -> np.ndarray:
+    if w.data is None:
+        raise c.refuse(f"non-constant weights '{w.name}'")
+    return np.frombuffer(w.data, np.int8).astype(np.int64).reshape(w.shape)
+
+
+def _folded_bias(c: _Ctx, k: int, wsum: np.ndarray, ioff: int) -> list[int]:
+    """bias + ioff * sum(weights) per output channel, wrapped to int32 as the kernels accumulate: the
+    input offset then costs nothing at run time (see mcd_kernels.c)."""
+    b = _bias(c, k)
+    bias = np.zeros(len(wsum), np.int64) if b < 0 else np.frombuffer(c.t(k).data, "<i4").astype(np.int64)
+    folded = (bias + ioff * wsum + 2**31) % 2**32 - 2**31
+    return [int(v) for v in folded]
 
 
 def _bias(c: _Ctx, k: int) -> int:
@@ -171,7 +192,13 @@ def _bias(c: _Ctx, k: int) -> int:
 
 def _conv(c: _Ctx) -> tuple[str, list[int], list[int]]:
     p, ins = _conv_like(c, False)
-    return "mcd_k_conv2d", p, ins
+    return "mcd_k_conv2d", p, [*ins, SCRATCH]
+
+
+def conv_scratch(params: tuple[int, ...]) -> int:
+    """Bytes of CONV_2D's im2col patch (0 for a 1x1 filter without padding, read in place)."""
+    c, kh, kw, ph, pw = params[3], params[7], params[8], params[13], params[14]
+    return 0 if (kh, kw, ph, pw) == (1, 1, 0, 0) else kh * kw * c
 
 
 def _dwconv(c: _Ctx) -> tuple[str, list[int], list[int]]:
@@ -186,14 +213,17 @@ def _fc(c: _Ctx) -> tuple[str, list[int], list[int]]:
         raise c.refuse(f"weights of shape {list(w.shape)}")
     o, d = w.shape
     lo, hi = c.act()
-    per_channel = len(w.quant.scale) > 1
-    if per_channel:
+    if len(w.quant.scale) > 1:
         mults, shifts = q.conv_multipliers(c.scale(x), w.quant.scale, c.scale(y), o)
     else:
         m, s = q.fc_multiplier(c.scale(x), w.quant.scale[0], c.scale(y))
-        mults, shifts = [m], [s]
-    p = [x.num_elements // d, d, o, -c.zp(x), -c.zp(w), c.zp(y), lo, hi, int(per_channel)]
-    return "mcd_k_fully_connected", p + mults + shifts, [c.op.inputs[0], c.op.inputs[1], _bias(c, 2)]
+        mults, shifts = [m] * o, [s] * o
+    woff = -c.zp(w)
+    # int8 weights are symmetric (zero point 0): fold the input offset; otherwise the kernel adds both
+    wsum = _weights(c, w).sum(axis=1) if woff == 0 else np.zeros(o, np.int64)
+    bias = _folded_bias(c, 2, wsum, -c.zp(x))
+    p = [x.num_elements // d, d, o, -c.zp(x), woff, c.zp(y), lo, hi]
+    return "mcd_k_fully_connected", p + mults + shifts + bias, [c.op.inputs[0], c.op.inputs[1]]
 
 
 def _pool(kernel: str) -> Callable[[_Ctx], tuple[str, list[int], list[int]]]:
@@ -462,5 +492,6 @@ def lower(model: Model) -> Program:
         for v in params:
             if not -(2**31) <= v < 2**31:
                 raise c.refuse(f"a parameter ({v}) outside int32")
-        steps.append(Step(op.index, op.opcode, kernel, tuple(params), tuple(ins), op.outputs[0]))
+        scratch = conv_scratch(tuple(params)) if kernel == "mcd_k_conv2d" else 0
+        steps.append(Step(op.index, op.opcode, kernel, tuple(params), tuple(ins), op.outputs[0], scratch))
     return Program(model, tuple(steps), aliases)
