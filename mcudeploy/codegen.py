@@ -399,9 +399,11 @@ def generate(
     if f"src/{MODEL_SYMBOL}.c" in files:
         sources.append(f"src/{MODEL_SYMBOL}.c")
     if mode == "protocol":
+        files["src/mcd_harness.h"] = template_bytes("harness/mcd_harness.h")
+        files["src/mcd_harness.c"] = template_bytes("harness/mcd_harness.c")
         files["src/mcd_protocol.h"] = template_bytes("protocol/mcd_protocol.h")
         files["src/mcd_protocol.c"] = template_bytes("protocol/mcd_protocol.c")
-        sources.append("src/mcd_protocol.c")
+        sources += ["src/mcd_harness.c", "src/mcd_protocol.c"]
     sources += parts.sources
 
     # The memory-fit gate runs before a single file is written.

@@ -86,10 +86,12 @@ def build_host_device(
         ]
         lines += [f"#define {k} {v}" for k, v in sorted(meta.items())]
         write_text_atomic(out / "mcd_model_meta.h", "\n".join([*lines, "#endif", ""]))
-    sources = [t / "mcd_protocol.c", t / "host" / "mcd_host_platform.c", t / "host" / "mcd_host_main.c"]
+    harness = templates_dir() / "harness"
+    sources = [harness / "mcd_harness.c", t / "mcd_protocol.c", t / "host" / "mcd_host_platform.c"]
+    sources.append(t / "host" / "mcd_host_main.c")
     sources += list(runtime_sources) or [t / "host" / "mcd_host_runtime.c"]
     # The firmware's own interface headers (platform/, app/) come last so a runtime's take precedence.
-    incs = [out, *include_dirs, t, templates_dir() / "platform", templates_dir() / "app"]
+    incs = [out, *include_dirs, t, harness, templates_dir() / "platform", templates_dir() / "app"]
     exe = out / "mcd_host_device"
     cmd = [
         cc,

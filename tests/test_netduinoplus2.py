@@ -171,3 +171,5 @@ def test_digits_and_kws_run_on_netduinoplus2_byte_identical(
         assert s["device"]["board"] == BOARD and s["device"]["sha256"] == model.sha256
         lat = s["latency"]
         assert lat["unit"] == "instructions" and 10_000 < lat["min"] <= lat["max"], (name, lat)
+        log = (proj.path / "build" / "mcudeploy-build.log").read_text()
+        assert "warning:" not in log, [ln for ln in log.splitlines() if "warning:" in ln]
