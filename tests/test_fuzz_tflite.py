@@ -389,3 +389,58 @@ def test_every_byte_overwrite_is_rejected_or_unpacks_in_tflm(tmp_path: Path) -> 
     sample = parsed if SCALE > 1 else parsed[::10]
     crashes = {p.name: r for p, r in run_in_tflm(sample).items() if r.startswith("crash")}
     assert not crashes, crashes
+
+
+# -- every command that reads a model, on mutants -------------------------------------------
+MODEL_COMMANDS: dict[str, Any] = {
+    "inspect": lambda m, d, o: ["inspect", m, "--json", o / "i.json"],
+    "header": lambda m, d, o: ["header", m, "-o", o / "h"],
+    "generate-c": lambda m, d, o: [
+        "generate",
+        m,
+        "-b",
+        "qemu-an547",
+        "-r",
+        "c",
+        "-o",
+        o / "gc",
+        "--vectors",
+        "2",
+    ],
+    "generate-tflm": lambda m, d, o: ["generate", m, "-b", "qemu-an547", "-o", o / "gt", "--vectors", "2"],
+    "compile": lambda m, d, o: ["compile", m, "-b", "corstone-300", "-o", o / "v"],
+    "evaluate": lambda m, d, o: ["evaluate", m, "-d", d, "-n", "10", "--no-default-kernels"],
+    "quantize": lambda m, d, o: ["quantize", m, "-d", d, "-o", o / "q.tflite"],
+}
+
+
+@examples(10)
+@given(
+    st.sampled_from(sorted(MODEL_COMMANDS)),
+    st.lists(st.tuples(st.integers(0, 1 << 20), st.binary(min_size=1, max_size=4)), min_size=1, max_size=3),
+)
+def test_commands_on_mutants_end_in_an_exit_code(
+    digits_int8: Model,
+    digits_test_npz: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capfd: pytest.CaptureFixture[str],
+    command: str,
+    edits: list[tuple[int, bytes]],
+) -> None:
+    """Each command that reads a .tflite, on a mutated model: exit 0 or an mcudeploy exit code
+    (the CLI turns MCUDeployError into one; anything else escapes run() and fails here)."""
+    from mcudeploy.cli import run
+
+    b = bytearray(digits_int8.data)
+    for pos, chunk in edits:
+        p = pos % len(b)
+        b[p : p + len(chunk)] = chunk
+    out = tmp_path_factory.mktemp("cmd")
+    model = out / "mutant.tflite"
+    model.write_bytes(bytes(b))
+    code = run(*MODEL_COMMANDS[command](model, digits_test_npz, out))
+    text = "".join(capfd.readouterr())
+    assert code in (0, 1, 2, 3, 4), (command, code, text[-2000:])
+    assert "Traceback" not in text
+    if code == 2:
+        assert "mutant.tflite" in text, text[-2000:]
