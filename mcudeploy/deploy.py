@@ -53,7 +53,12 @@ SCHEMA: dict[str, dict[str, _Spec]] = {
         "per_channel": ((bool,), None),
     },
     "quantize": {"data": ((str,), None), "samples": ((int,), 200), "per_channel": ((bool,), True)},
-    "evaluate": {"data": ((str,), None), "limit": ((int,), None), "gates": ((dict,), {})},
+    "evaluate": {
+        "data": ((str,), None),
+        "limit": ((int,), None),
+        "gates": ((dict,), {}),
+        "per_layer_samples": ((int,), 200),  # per-layer int8 error vs float on this many samples; 0: off
+    },
     "vela": {
         "board": ((str,), None),
         "accelerator": ((str,), None),
@@ -345,8 +350,13 @@ def _evaluate(ctx: Context) -> StageOut:
     from .evaluate import enforce_gates, evaluate_files
 
     keras = ctx.artifacts.get("keras")
+    o = ctx.options["evaluate"]
     ev = evaluate_files(
-        ctx.artifact("int8"), _eval_data(ctx), float_path=keras, limit=ctx.options["evaluate"]["limit"]
+        ctx.artifact("int8"),
+        _eval_data(ctx),
+        float_path=keras,
+        limit=o["limit"],
+        per_layer_samples=(o["per_layer_samples"] or None) if keras else None,
     )
     doc = ev.to_dict()
     path = write_text_atomic(
@@ -626,12 +636,15 @@ def report_data(options: dict[str, Any], summaries: dict[str, dict[str, Any]]) -
         ]
     if "optimize" in summaries:
         facts.append(("optimization", summaries["optimize"]["recipe"].get("name", "?")))
+    layer_error = ev.get("per_layer") or []
     facts.append(("firmware board", board))
     accuracy = [
         {"rung": _RUNG_LABELS.get(r["name"], r["name"]), "top1": r["accuracy"] / 100.0}
         for r in ev.get("rungs", [])
     ]
     data: dict[str, Any] = {"title": options["report"]["title"], "facts": facts, "accuracy": accuracy}
+    if layer_error:
+        data["layer_error"] = layer_error[:5]
     for rt in rts:
         run = summaries[f"run-{rt}"]
         dev = run.get("device", {})

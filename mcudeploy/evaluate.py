@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .console import progress
-from .errors import DatasetError, GateError, UnsupportedError
+from .errors import ConfigError, DatasetError, GateError, UnsupportedError
 from .model import Model, Tensor
 from .tflm_host import HostTFLM, measure_arena
 
@@ -98,6 +98,7 @@ class Evaluation:
     float_bytes: int | None  # float .tflite of the same network, when the float model was given
     arena_bytes: int  # the TFLM arena the model needs, measured on the host interpreter
     io: dict[str, Any] = field(default_factory=dict)
+    per_layer: list[dict[str, Any]] = field(default_factory=list)  # layer_error.LayerError rows, worst first
 
     def rung(self, name: str) -> Rung | None:
         return next((r for r in self.rungs if r.name == name), None)
@@ -349,8 +350,13 @@ def evaluate_files(
     float_path: str | os.PathLike[str] | None = None,
     default_kernels: bool = True,
     limit: int | None = None,
+    per_layer_samples: int | None = None,
 ) -> Evaluation:
-    """:func:`evaluate` from files: an int8 .tflite, a labelled .npz and optionally the float model."""
+    """:func:`evaluate` from files: an int8 .tflite, a labelled .npz and optionally the float model.
+
+    With ``per_layer_samples``, also the per-layer int8 error against the float model on that many
+    samples (``layer_error``); it needs the float model.
+    """
     from .datasets import load_labelled
     from .model import load_keras, read_tflite
 
@@ -360,7 +366,12 @@ def evaluate_files(
     if float_path is not None:
         keras_model = load_keras(float_path)
         float_tfl = _float_tflite(keras_model, Path(float_path))
-    return evaluate(
+    if per_layer_samples is not None and float_tfl is None:
+        raise ConfigError(
+            "per-layer error needs the float model the int8 model came from",
+            hint="give it with -f/--float (a .keras, .h5 or SavedModel with Keras layers)",
+        )
+    ev = evaluate(
         int8,
         x,
         y,
@@ -370,6 +381,15 @@ def evaluate_files(
         dataset=Path(data_path).name,
         limit=limit,
     )
+    if per_layer_samples is not None:
+        from .layer_error import per_layer_error
+
+        assert float_tfl is not None
+        xs = x[:limit] if limit is not None else x
+        names = list(getattr(keras_model, "output_names", None) or [])
+        rows = per_layer_error(int8, float_tfl, xs, samples=per_layer_samples, output_layers=names)
+        ev.per_layer = [r.to_dict() for r in rows]
+    return ev
 
 
 def _float_tflite(keras_model: Any, path: Path) -> Model | None:

@@ -155,3 +155,23 @@ def print_evaluation(ev: Evaluation, console: Console | None = None) -> None:
     c.print(f"TFLM arena needed (measured on the host interpreter): {ev.arena_bytes:,} B")
     if ev.int8_drop_pp is not None:
         c.print(f"int8 drop vs float: {ev.int8_drop_pp:.2f} pp")
+
+
+def print_layer_errors(rows: list[dict[str, Any]], samples: int, console: Console | None = None) -> None:
+    """The per-layer int8 error table (worst first) and what to try for the ops that need it."""
+    from .console import console as default
+    from .layer_error import TABLE_COLUMNS, LayerError, table_rows
+
+    c = console or default
+    errors = [LayerError(**{**r, "layers": tuple(r["layers"])}) for r in rows]
+    t = Table(title=f"per-layer int8 error vs float ({samples} samples), worst first", title_justify="left")
+    for col in TABLE_COLUMNS:
+        t.add_column(col, justify="left" if col in ("op", "layer") else "right")
+    for row in table_rows(errors):
+        t.add_row(*row)
+    c.print(t)
+    advised = [(i, e) for i, e in enumerate(errors, 1) if e.advice][:3]
+    for rank, e in advised:
+        c.print(f"{rank}. {', '.join(e.layers) or e.tensor} (#{e.op_index} {e.op}): {e.advice}")
+    if not advised:
+        c.print("every op's error is what int8 rounding explains: nothing to fix per layer")

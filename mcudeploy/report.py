@@ -29,7 +29,18 @@ ReportData = dict[str, Any]
 - ``npu_layers``: list of {"name": str, "npu_cycles": int}; ``cpu_ops``: list of {"op": str, "reason": str}
 - ``device_layers``: a per-layer profile document (mcudeploy.profile.build_profile): device time per
   layer, MACs per cycle (instruction) and Vela's estimate where joined
+- ``layer_error``: the worst ops by int8 error vs float (``mcudeploy.layer_error.LayerError`` dicts)
 """
+
+
+def layer_error_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Header and rows of the per-layer int8 error table (worst first), advice in the last column."""
+    from .layer_error import TABLE_COLUMNS, LayerError, table_rows
+
+    errors = [LayerError(**{**r, "layers": tuple(r["layers"])}) for r in rows]
+    return [*TABLE_COLUMNS, "what to try"], [
+        (*row, e.advice or "-") for row, e in zip(table_rows(errors), errors, strict=True)
+    ]
 
 
 def _png(fig: Any) -> str:
@@ -224,6 +235,10 @@ def render_html(data: ReportData) -> str:
         body.append(
             _table([(o["op"], o["reason"]) for o in ops], ["op", "reason"]) if ops else "<p>None.</p>"
         )
+    if data.get("layer_error"):
+        body.append("<h2>Per-layer int8 error (worst first)</h2>")
+        header, rows = layer_error_rows(data["layer_error"])
+        body.append(_table(rows, header))
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n"
@@ -271,6 +286,11 @@ def render_markdown(data: ReportData) -> str:
         lines += ["", f"Per-layer profile ({prof['unit']}):", "", "| " + " | ".join(_LAYER_HEADER) + " |"]
         lines.append("|" + "---|" * len(_LAYER_HEADER))
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in _layer_rows(prof)]
+    if data.get("layer_error"):
+        header, rows = layer_error_rows(data["layer_error"])
+        lines += ["", "Per-layer int8 error (worst first):", "", "| " + " | ".join(header) + " |"]
+        lines += ["|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 

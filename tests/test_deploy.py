@@ -98,6 +98,10 @@ def test_deploy_writes_every_artifact_with_its_hash_and_the_report(deployed) -> 
     n_eval = res.summaries["evaluate"]["samples"]
     assert f"| device c ({RUN_SAMPLES} of {n_eval}) |" in md and "100.00 % byte-identical" in md
     assert str(res.out) not in html and str(res.out) not in md  # no absolute paths in the report
+    # the per-layer int8 error vs the float model: every weighted op of the digits CNN, worst first
+    per_layer = res.summaries["evaluate"]["per_layer"]
+    assert {"CONV_2D", "FULLY_CONNECTED"} <= {e["op"] for e in per_layer}
+    assert "Per-layer int8 error (worst first)" in md and "Per-layer int8 error" in html
     # the report is a pure function of the recorded stage summaries: no timestamps, no timings
     summaries = {name: entry["summary"] for name, entry in manifest["stages"].items()}
     cfg = load_config(deployed[0], [("", "out", str(res.out))])

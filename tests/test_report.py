@@ -72,3 +72,22 @@ def test_per_layer_profile_plot_and_table_with_vela_beside():
     assert render_html({"title": "t", "device_layers": prof}) != page  # a third panel and a Vela column
     md = render_markdown({"title": "t", "device_layers": prof})
     assert "| 1 | 2 FULLY_CONNECTED | t<1> | 1,000 | 1,000 | 50.0 % | 1.000 | 321 |" in md
+
+
+def test_per_layer_error_section():
+    row = {
+        "op_index": 1, "op": "CONV_2D", "tensor": "model/hot/Relu", "layers": ["hot_relu", "hot"],
+        "scale": 3.9, "rmse_lsb": 0.03, "mean_error_lsb": -0.01, "cosine": 1.0, "snr_db": 0.1,
+        "lost_db": 36.2, "range_spread": 1087.0, "advice": "bound the activation | or QAT",
+    }  # fmt: skip
+    data = {
+        "title": "t",
+        "layer_error": [row, {**row, "op_index": 2, "layers": [], "lost_db": None, "advice": ""}],
+    }
+    md = render_markdown(data)
+    assert "| 1 | #1 CONV_2D | hot_relu, hot | 36.2 | 0.1 | 0.03 | -0.01 | 1.0000 | 1087.0 |" in md
+    assert "bound the activation / or QAT |" in md  # a pipe in the advice cannot break the table
+    assert "| 2 | #2 CONV_2D | model/hot/Relu | - |" in md
+    page = render_html(data)
+    assert "Per-layer int8 error" in page and "<td>hot_relu, hot</td>" in page
+    assert "Per-layer" not in render_html({"title": "t"})

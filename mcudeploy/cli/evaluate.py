@@ -41,6 +41,19 @@ from ._output import emit_json
 )
 @click.option("--max-lsb", type=int, help="Gate: fail if TFLite (reference) and TFLM differ by more LSBs.")
 @click.option(
+    "--per-layer",
+    "per_layer",
+    is_flag=True,
+    help="Also rank the int8 model's ops by the error each adds against the float model (needs -f).",
+)
+@click.option(
+    "--per-layer-samples",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Samples the per-layer comparison runs on.",
+)
+@click.option(
     "--json",
     "json_out",
     is_flag=False,
@@ -58,6 +71,8 @@ def command(
     min_accuracy: float | None,
     min_agreement: float | None,
     max_lsb: int | None,
+    per_layer: bool,
+    per_layer_samples: int,
     json_out: Path | None,
 ) -> None:
     """Top-1 accuracy of INT8_TFLITE on labelled data: float, TFLite int8, host TFLM int8.
@@ -65,15 +80,33 @@ def command(
     \b
     Inputs are quantized with the int8 model's input scale and zero point. Host TFLM is the
     reference for every bit-exact check: the agreement rows say how TFLite's kernels compare.
+
+    
+    --per-layer runs the int8 model and the float model side by side and ranks the int8 ops by
+    the signal-to-noise ratio (SNR) each loses (its worst input's SNR minus its output's, median
+    over channels), with RMSE and mean error in LSBs of the tensor's scale (rounding alone gives
+    RMSE ~0.29), cosine similarity, the range spread between channels, the Keras layers fused
+    into each op, and what to try for the worst ones.
+    
+    Examples:
+      mcudeploy evaluate model_int8.tflite -d test.npz -f model.keras --max-drop 1
+      mcudeploy evaluate model_int8.tflite -d test.npz -f model.keras --per-layer
     """
     from ..evaluate import enforce_gates, evaluate_files
-    from ..inspection import print_evaluation
+    from ..inspection import print_evaluation, print_layer_errors
 
     ev = evaluate_files(
-        int8_path, data_path, float_path=float_path, default_kernels=default_kernels, limit=limit
+        int8_path,
+        data_path,
+        float_path=float_path,
+        default_kernels=default_kernels,
+        limit=limit,
+        per_layer_samples=per_layer_samples if per_layer else None,
     )
     if not emit_json(json_out, json.dumps(ev.to_dict(), indent=2, sort_keys=True) + "\n"):
         print_evaluation(ev)
+        if per_layer:
+            print_layer_errors(ev.per_layer, min(per_layer_samples, ev.samples))
     enforce_gates(
         ev,
         {
