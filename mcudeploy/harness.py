@@ -298,6 +298,37 @@ def check_hello(hello: P.Hello, exp: Expectation, where: str = "device") -> None
 
 
 # -- results file (JSON Lines) ---------------------------------------------------------------------
+def _jsonl(rec: dict[str, Any]) -> bytes:
+    return (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def fingerprint_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """What differs between two run fingerprints, one phrase per key."""
+    if not isinstance(old, dict):
+        return ["the results record no fingerprint (written by an older mcudeploy, or not a results file)"]
+
+    def short(v: Any) -> str:
+        return "none" if v is None else (f"{v[:12]}…" if isinstance(v, str) and len(v) > 16 else repr(v))
+
+    return [
+        f"{k}: {short(old.get(k))} -> {short(new.get(k))}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]
+
+
+class ResultsMismatch(InputError):
+    """A results file to resume was measured with another model, firmware, data or options."""
+
+    def __init__(self, path: Path, changes: list[str]) -> None:
+        super().__init__(
+            f"{path} holds results of another run ({'; '.join(changes)})",
+            hint="pass --fresh or another --out folder",
+        )
+        self.path = path
+        self.changes = changes
+
+
 @dataclass
 class ResultsLog:
     """Append-only JSON Lines: one ``hello`` line per (re)connection, one ``sample`` line per result."""
@@ -306,14 +337,35 @@ class ResultsLog:
     records: dict[int, dict[str, Any]] = field(default_factory=dict)
     hellos: list[dict[str, Any]] = field(default_factory=list)
 
+    fingerprint: dict[str, Any] | None = None
+
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, resume: bool, sha256: str) -> ResultsLog:
-        log = cls(Path(path))
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        resume: bool,
+        sha256: str,
+        fingerprint: dict[str, Any] | None = None,
+    ) -> ResultsLog:
+        """Start a new log, or resume one. With ``fingerprint`` (everything the results depend on),
+        the log's first line records it and a resume with another fingerprint raises
+        :class:`ResultsMismatch` naming what changed: old records are never mixed with new ones."""
+        log = cls(Path(path), fingerprint=fingerprint)
         log.path.parent.mkdir(parents=True, exist_ok=True)
-        if not resume or not log.path.exists():
-            log.path.write_bytes(b"")
+        if not resume or not log.path.exists() or log.path.stat().st_size == 0:
+            start = {"kind": "start", "fingerprint": fingerprint} if fingerprint is not None else None
+            log.path.write_bytes(_jsonl(start) if start else b"")
             return log
         data = log.path.read_bytes()
+        if fingerprint is not None:
+            try:
+                head = json.loads(data.split(b"\n", 1)[0])
+            except ValueError:
+                head = None
+            old = head.get("fingerprint") if isinstance(head, dict) and head.get("kind") == "start" else None
+            if old != fingerprint:
+                raise ResultsMismatch(log.path, fingerprint_changes(old, fingerprint))
         if data and not data.endswith(b"\n"):  # interrupted mid-line: drop the partial record
             data = data[: data.rfind(b"\n") + 1]
             with open(log.path, "r+b") as f:
@@ -336,9 +388,8 @@ class ResultsLog:
         return log
 
     def append(self, rec: dict[str, Any]) -> None:
-        line = json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n"
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
+        with open(self.path, "ab") as f:
+            f.write(_jsonl(rec))
             f.flush()
         if rec.get("kind") == "sample":
             self.records[int(rec["index"])] = rec
@@ -347,6 +398,45 @@ class ResultsLog:
 
     def done(self) -> set[int]:
         return {i for i, r in self.records.items() if r.get("status") == "ok"}
+
+
+RUN_FILES = (
+    "results.jsonl",
+    "device.log",
+    "summary.json",
+    "samples.csv",
+    "junit.xml",
+    "profile.json",
+    "profile.csv",
+)
+
+
+def move_aside(out: Path, names: Iterable[str]) -> Path:
+    """Move the run's files in ``out`` into a new ``out/superseded-N`` folder (never overwritten)."""
+    n = 1
+    while (out / f"superseded-{n}").exists():
+        n += 1
+    dest = out / f"superseded-{n}"
+    dest.mkdir()
+    for name in names:
+        if (out / name).exists():
+            os.replace(out / name, dest / name)
+    return dest
+
+
+def arrays_sha256(*arrays: np.ndarray | None) -> str:
+    """Hash of arrays' dtypes, shapes and bytes (what a run's data fingerprint is made of)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none;")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 # -- running a dataset ------------------------------------------------------------------------------
@@ -445,6 +535,8 @@ def measure(
     profile: bool = False,
     vela_per_layer: list[dict[str, Any]] | None = None,
     progress: Callable[[Iterable[int], int], Iterable[int]] | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The whole run on an open transport: HELLO check, dataset, optional BENCH, optional per-layer
     PROFILE of the first sample (profile.json / profile.csv, joined with ``vela_per_layer`` when
@@ -453,6 +545,12 @@ def measure(
     Golden outputs come from host TFLM running ``reference`` (default: ``model``; pass the int8 model
     when ``model`` was compiled by Vela, which host TFLM cannot run). Returns the summary dict, whose
     ``files`` names what was written to ``out_dir``.
+
+    A resume reuses earlier records only when the run's fingerprint is the same: the model, reference
+    and runtime, plus ``fingerprint`` (the caller's firmware hash, board, target, and ``data``: the
+    whole dataset's hash, so that ``--limit`` does not count as a change; default: the hash of the
+    samples given). Otherwise the old results are moved to ``superseded-N/``, ``notice`` says why,
+    and the run starts over.
     """
     from . import results as R
     from .tflm_host import run_tflm
@@ -468,7 +566,25 @@ def measure(
             preds = golden.reshape(len(golden), -1).argmax(axis=1)
             golden_acc = float((preds == y).mean())
     exp = Expectation.from_model(model, runtime)
-    results = ResultsLog.open(out / "results.jsonl", resume=resume, sha256=model.sha256)
+    fp: dict[str, Any] = {
+        "model": model.sha256,
+        "reference": reference.sha256 if reference is not None else None,
+        "runtime": runtime,
+        **(fingerprint or {}),
+    }
+    fp.setdefault("data", arrays_sha256(xq, y))
+    try:
+        results = ResultsLog.open(out / "results.jsonl", resume=resume, sha256=model.sha256, fingerprint=fp)
+    except ResultsMismatch as e:
+        moved = move_aside(out, RUN_FILES)
+        if notice is not None:
+            notice(
+                f"{e.path} was measured with something else ({'; '.join(e.changes)}): "
+                f"moved the old results to {moved}, starting over"
+            )
+        resume = False
+        results = ResultsLog.open(out / "results.jsonl", resume=False, sha256=model.sha256, fingerprint=fp)
+    reused = len(results.records)
     logf = open(out / "device.log", "ab" if resume else "wb")  # noqa: SIM115 - closed in finally; appended as it arrives
     try:
         link = DeviceLink(transport, policy, log=lambda b: (logf.write(b), logf.flush()))
@@ -509,6 +625,8 @@ def measure(
         gates=gates,
         link=link.stats.to_dict(),
     )
+    summary["fingerprint"] = fp
+    summary["resumed"] = reused  # records taken over from an interrupted run with the same fingerprint
     if prof is not None:
         summary["profile"] = prof.pop("summary")
         files = prof

@@ -37,3 +37,53 @@ def test_a_c_project_names_its_model_and_run_checks_it(
         == 2
     )
     assert "model.tflite is missing" in capsys.readouterr().err
+
+
+def _jsonl(path: Path) -> list[dict]:
+    import json
+
+    return [json.loads(ln) for ln in path.read_text().splitlines()]
+
+
+@pytest.mark.qemu
+def test_resume_reuses_only_results_of_the_same_run(
+    c_protocol_project: Path, digits_split, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from mcudeploy.digits import save_npz
+
+    a = save_npz(tmp_path / "a.npz", digits_split.x_test[:40], digits_split.y_test[:40])
+    b = save_npz(tmp_path / "b.npz", digits_split.x_test[40:80], digits_split.y_test[40:80])
+    out = tmp_path / "out"
+    args = ("run", "--board", "qemu-an547", "--project", c_protocol_project, "--out", out, "--bench", 0)
+
+    assert cli_run(*args, "--data", a, "--limit", 6) == 0
+    # interrupted after 3 samples: the same data (a longer --limit of it) resumes them
+    lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    first_samples = [i for i, ln in enumerate(lines) if '"kind":"sample"' in ln]
+    (out / "results.jsonl").write_text("".join(lines[: first_samples[3]]))
+    assert cli_run(*args, "--data", a, "--limit", 8) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["resumed"] == 3 and s["measured"] == 8 and s["bit_exact_fraction"] == 1.0
+    capsys.readouterr()
+
+    # other data into the same folder: the old results are moved aside, never mixed in
+    assert cli_run(*args, "--data", b, "--limit", 8) == 0
+    err = capsys.readouterr().err
+    assert "data:" in err and "superseded-1" in err and "starting over" in err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["resumed"] == 0 and s["measured"] == 8 and s["bit_exact_fraction"] == 1.0
+    recs = _jsonl(out / "results.jsonl")
+    assert recs[0]["kind"] == "start" and recs[0]["fingerprint"] == s["fingerprint"]
+    assert sorted(r["label"] for r in recs if r["kind"] == "sample") == sorted(digits_split.y_test[40:48])
+    old = _jsonl(out / "superseded-1" / "results.jsonl")
+    assert old[0]["fingerprint"]["data"] != s["fingerprint"]["data"]
+    assert (out / "superseded-1" / "summary.json").is_file()
+
+    # results without a fingerprint (an older mcudeploy, or not ours) are not trusted either
+    (out / "results.jsonl").write_text(
+        "".join(ln + "\n" for ln in (out / "results.jsonl").read_text().splitlines()[1:])
+    )
+    assert cli_run(*args, "--data", b, "--limit", 8) == 0
+    assert "no fingerprint" in capsys.readouterr().err and (out / "superseded-2").is_dir()

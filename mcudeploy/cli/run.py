@@ -145,10 +145,10 @@ def command(
       mcudeploy run --board qemu-an547 --project fw/ --data test.npz --profile --out run1
     """
     from ..boards import get_board
-    from ..console import console, progress
+    from ..console import console, err_console, progress
     from ..datasets import load_labelled
     from ..errors import ConfigError, GateError, InputError, TargetError
-    from ..harness import LinkPolicy, measure
+    from ..harness import LinkPolicy, arrays_sha256, measure
     from ..model import read_tflite
     from ..results import Gates
     from ..targets.transport import Transport
@@ -177,6 +177,7 @@ def command(
     model = read_tflite(model_path)
     ref = read_tflite(reference) if reference else None
     x, y = load_labelled(data)
+    data_sha = arrays_sha256(x, y)  # before --limit: a shorter or longer run of the same data resumes
     if limit:
         x, y = x[:limit], y[:limit]
     runtime = None
@@ -198,7 +199,18 @@ def command(
     def bar(items: Any, total: int) -> Any:
         return progress(items, f"{board.name}: inference", total=total)
 
+    from ..pipeline import file_sha256
+
     kw: dict[str, Any] = dict(
+        fingerprint={
+            "data": data_sha,
+            "firmware": file_sha256(firmware) if firmware is not None and firmware.is_file() else None,
+            "board": board.name,
+            "target": f"port {'flashed' if firmware is not None and flash else 'as is'}"
+            if port
+            else (simulator or "simulator"),
+        },
+        notice=lambda text: err_console.print(f"note: {text}", markup=False),
         reference=ref,
         runtime=runtime,
         gates=gates,
