@@ -269,6 +269,17 @@ def test_add_mul_bit_exact(opcode, data, s1, s2, so, z1, z2, zo, act, const_b, s
 
 
 @SETTINGS
+@given(st.integers(1, 70), scales, scales, scales, zps, zps, zps, acts, st.integers(0, 2**16))
+def test_add_same_shape_bit_exact(n, s1, s2, so, z1, z2, zo, act, seed) -> None:
+    """Operands of one shape take the flat (vectorised on MVE) ADD path."""
+    g = GraphBuilder()
+    x1, x2 = g.tensor((1, n), "int8", s1, z1), g.tensor((1, n), "int8", s2, z2)
+    y = g.tensor((1, n), "int8", so, zo)
+    g.op("ADD", [x1, x2], [y], fused_activation_function=act)
+    assert_bit_exact(g.build([x1, x2], [y]), seed)
+
+
+@SETTINGS
 @given(
     st.lists(st.integers(1, 5), min_size=1, max_size=4),
     st.data(),

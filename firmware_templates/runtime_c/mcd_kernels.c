@@ -124,14 +124,19 @@ static inline int8_t requant1(int32_t acc, int32_t m, int32_t s, int32_t ooff, i
 #ifdef MCD_MVE
 /* 4 lanes of MultiplyByQuantizedMultiplier: VQRDMULH is SaturatingRoundingDoublingHighMul exactly, and
  * RoundingDivideByPOT is gemmlowp's vector form (subtract 1 from negative values, then VRSHL). */
-static inline int32x4_t mve_requant(int32x4_t acc, int32x4_t m, int32x4_t s, int32_t ooff, int32_t lo,
-                                    int32_t hi)
+static inline int32x4_t mve_mbqm(int32x4_t acc, int32x4_t m, int32x4_t s)
 {
     const int32x4_t zero = vdupq_n_s32(0);
     const int32x4_t right = vminq_s32(s, zero);
     int32x4_t v = vqrdmulhq_s32(vshlq_s32(acc, vmaxq_s32(s, zero)), m);
     v = vqaddq_s32(v, vshrq_n_s32(vandq_s32(v, right), 31));
-    v = vaddq_n_s32(vrshlq_s32(v, right), ooff);
+    return vrshlq_s32(v, right);
+}
+
+static inline int32x4_t mve_requant(int32x4_t acc, int32x4_t m, int32x4_t s, int32_t ooff, int32_t lo,
+                                    int32_t hi)
+{
+    const int32x4_t v = vaddq_n_s32(mve_mbqm(acc, m, s), ooff);
     return vminq_s32(vmaxq_s32(v, vdupq_n_s32(lo)), vdupq_n_s32(hi));
 }
 #endif
@@ -522,8 +527,48 @@ static void binary(const int32_t *p, const int8_t *a, const int8_t *b, int8_t *y
                 }
 }
 
+/* whether strides s walk the dims d in row-major order without broadcasting */
+static int contiguous(const int32_t *d, const int32_t *s)
+{
+    int32_t step = 1;
+    for (int i = 3; i >= 0; --i) {
+        if (d[i] != 1 && s[i] != step) return 0;
+        step *= d[i];
+    }
+    return 1;
+}
+
+/* ADD of two same-shape tensors: one flat loop, the reference's three rescalings per element */
+static void add_flat(const int32_t *p, const int8_t *a, const int8_t *b, int8_t *y, int32_t n)
+{
+    const int32_t scale = (int32_t)1 << p[AD_LSHIFT], o1 = p[BC_IOFF1], o2 = p[BC_IOFF2];
+    const int32_t ooff = p[BC_OOFF], lo = p[BC_AMIN], hi = p[BC_AMAX];
+#ifdef MCD_MVE
+    const int32x4_t m1 = vdupq_n_s32(p[AD_M1]), s1 = vdupq_n_s32(p[AD_S1]);
+    const int32x4_t m2 = vdupq_n_s32(p[AD_M2]), s2 = vdupq_n_s32(p[AD_S2]);
+    const int32x4_t mo = vdupq_n_s32(p[AD_MO]), so = vdupq_n_s32(p[AD_SO]);
+    for (; n > 0; n -= 4, a += 4, b += 4, y += 4) {
+        const mve_pred16_t pr = vctp32q((uint32_t)n);
+        const int32x4_t va = mve_mbqm(vmulq_n_s32(vaddq_n_s32(vldrbq_z_s32(a, pr), o1), scale), m1, s1);
+        const int32x4_t vb = mve_mbqm(vmulq_n_s32(vaddq_n_s32(vldrbq_z_s32(b, pr), o2), scale), m2, s2);
+        vstrbq_p_s32(y, mve_requant(vaddq_s32(va, vb), mo, so, ooff, lo, hi), pr);
+    }
+#else
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t sa = mbqm_pos((a[i] + o1) * scale, p[AD_M1], p[AD_S1]);
+        const int32_t sb = mbqm_pos((b[i] + o2) * scale, p[AD_M2], p[AD_S2]);
+        y[i] = requant1(sa + sb, p[AD_MO], p[AD_SO], ooff, lo, hi);
+    }
+#endif
+}
+
 void mcd_k_add(const int32_t *p, const void *const *in, void *out)
 {
+    const int32_t *d = p + BC_D0;
+    if (contiguous(d, p + BC_S1) && contiguous(d, p + BC_S2)) {
+        add_flat(p, (const int8_t *)in[0], (const int8_t *)in[1], (int8_t *)out, d[0] * d[1] * d[2] * d[3]);
+        return;
+    }
     binary(p, (const int8_t *)in[0], (const int8_t *)in[1], (int8_t *)out, 0);
 }
 
