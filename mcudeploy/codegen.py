@@ -5,9 +5,9 @@ against the board's memory regions (:mod:`mcudeploy.memfit`) and only then writt
 :func:`mcudeploy._io.atomic_directory`: a failed generation leaves nothing behind, and the same
 inputs give a byte-identical tree (sorted iteration, no timestamps, no absolute paths).
 
-Runtimes are a registry (:data:`RUNTIMES`): each entry says what it renders into the project, what
-it needs at build time and how big its arena is. The app, platform layer, linker script and CMake
-files are shared by every runtime.
+Runtimes are a registry (:data:`mcudeploy.runtimes.RUNTIMES`): each entry says what it renders
+into the project, what it needs at build time and how big its arena is. The app, platform layer,
+linker script and CMake files are shared by every runtime.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +25,16 @@ import numpy as np
 from . import __version__
 from ._io import atomic_directory, write_bytes_atomic
 from .boards import Board
-from .cnames import c_comment_text
 from .errors import ConfigError, InputError, UnsupportedError
 from .memfit import Demand, FitReport, check_fit
 from .model import NPU_CUSTOM_OP, Model
 from .protocol import io_info
+from .runtimes import MODEL_SYMBOL, GenContext, Runtime, RuntimeParts, get_runtime
 from .templating import has_template, render, template_bytes, template_names
 
 MODES = ("test-vectors", "protocol")
 TARGETS = ("hardware", "qemu", "fvp")
 MANIFEST = "mcudeploy.json"
-MODEL_SYMBOL = "mcd_model_data"
 PROJECT_MODEL = "model.tflite"  # the model a project was generated from, when no source embeds it
 STACK_BYTES = 16 * 1024
 HEAP_BYTES = 4 * 1024
@@ -49,83 +46,6 @@ DEFAULT_VECTORS = 8
 # -- templates ----------------------------------------------------------------------------
 def c_row(data: bytes) -> str:
     return ", ".join(f"0x{b:02x}" for b in data)
-
-
-# -- runtimes -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RuntimeParts:
-    """What a runtime adds to the project."""
-
-    files: dict[str, bytes]  # project-relative path -> content
-    sources: list[str]  # project-relative sources to compile, in order
-    include_dirs: list[str] = field(default_factory=list)
-    defines: list[str] = field(default_factory=list)
-    cmake: str = ""  # appended to CMakeLists.txt (e.g. the TFLM library target)
-    arena_bytes: int = 0  # arena the runtime will ask for at run time
-    arena_note: str = ""  # where that number comes from, for mcd_model_meta.h
-
-
-@dataclass(frozen=True)
-class Runtime:
-    name: str
-    summary: str
-    needs_tflm: bool  # the build needs a TFLM tree (--tflm-root / MCUDEPLOY_TFLM_ROOT)
-    code_bytes: int  # estimate of the runtime's code + constants, excluding the model
-    render: Callable[[GenContext], RuntimeParts]
-    model_in_image: bool = True  # the .tflite flatbuffer itself goes into the image (TFLM parses it)
-
-
-RUNTIMES: dict[str, Runtime] = {}
-
-
-def register_runtime(rt: Runtime) -> Runtime:
-    RUNTIMES[rt.name] = rt
-    return rt
-
-
-def get_runtime(name: str) -> Runtime:
-    _load_runtimes()
-    if name not in RUNTIMES:
-        raise ConfigError(f"unknown runtime {name!r} (known: {', '.join(sorted(RUNTIMES))})")
-    return RUNTIMES[name]
-
-
-@cache
-def _load_runtimes() -> None:
-    """The C runtime registers itself from its own package (mcudeploy.runtime_c) when it ships."""
-    import importlib.util
-
-    if importlib.util.find_spec("mcudeploy.runtime_c.codegen") is not None:
-        importlib.import_module("mcudeploy.runtime_c.codegen")
-
-
-@dataclass
-class GenContext:
-    """Everything a template or runtime renderer may look at."""
-
-    model: Model
-    board: Board
-    runtime: Runtime
-    mode: str
-    target: str
-    ops: list[str]
-
-    def template_vars(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "board": self.board,
-            "source": c_comment_text(self.model.source),
-            "runtime": self.runtime,
-            "mode": self.mode,
-            "target": self.target,
-            "ops": self.ops,
-            "model_symbol": MODEL_SYMBOL,
-            "npu": self.board.npu if self.has_npu_op else None,
-        }
-
-    @property
-    def has_npu_op(self) -> bool:
-        return NPU_CUSTOM_OP in self.ops
 
 
 # -- the generated project ----------------------------------------------------------------
@@ -261,7 +181,7 @@ def load_inputs(model: Model, source: str | Path, count: int) -> np.ndarray:
         if raw is not None and raw.dtype == np.dtype(t.dtype):
             raw = raw[:count]
             return raw.reshape(len(raw), *shape)
-    from .evaluate import quantize_input
+    from .quantio import quantize_input
 
     return quantize_input(load_representative(source, shape, samples=count), t)
 
@@ -497,7 +417,6 @@ _RESOLVER_EXCEPTIONS = {
     NPU_CUSTOM_OP: "EthosU",
     "TFLite_Detection_PostProcess": "DetectionPostprocess",
 }
-TFLM_CODE_BYTES = 110 * 1024  # TFLM + CMSIS-NN text for a small CNN measured 75-86 KB (FACTS)
 # Host TFLM (64-bit, reference kernels) measures less than the target needs: CMSIS-NN asks for
 # scratch buffers (im2col) the reference kernels do not. The digits CNN measured 4,864 B on the host
 # and needed 8,296 B with CMSIS-NN on the M55; a 35 KB model needed +10 % (FACTS).
@@ -526,7 +445,7 @@ def tflm_arena_bytes(model: Model) -> int:
     return math.ceil(need * TFLM_ARENA_MARGIN / 16.0) * 16 + TFLM_ARENA_SLACK
 
 
-def _render_tflm(ctx: GenContext) -> RuntimeParts:
+def render_tflm(ctx: GenContext) -> RuntimeParts:
     methods = [resolver_method(op) for op in ctx.ops]
     arena = tflm_arena_bytes(ctx.model)
     tv = {**ctx.template_vars(), "resolver_methods": methods, "arena_bytes": arena}
@@ -549,14 +468,3 @@ def _render_tflm(ctx: GenContext) -> RuntimeParts:
         if not ctx.has_npu_op
         else "every non-constant tensor of the Vela model + 8 KiB for the interpreter",
     )
-
-
-register_runtime(
-    Runtime(
-        name="tflm",
-        summary="TensorFlow Lite Micro, CMSIS-NN or reference kernels (and the Ethos-U op on NPU boards)",
-        needs_tflm=True,
-        code_bytes=TFLM_CODE_BYTES,
-        render=_render_tflm,
-    )
-)

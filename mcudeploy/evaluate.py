@@ -19,40 +19,11 @@ import numpy as np
 from .console import progress
 from .errors import ConfigError, DatasetError, GateError, UnsupportedError
 from .model import Model, Tensor
+from .quantio import dequantize, quantize_input
 from .tflm_host import HostTFLM, measure_arena
-
-_INT_DTYPES = ("int8", "uint8", "int16")
 
 
 # -- data ---------------------------------------------------------------------------------
-def quantize_input(x: np.ndarray, t: Tensor) -> np.ndarray:
-    """Real-valued samples -> the raw values the model's input tensor takes (any I/O dtype).
-
-    Integer samples already in the tensor's dtype are taken as raw values; a float tensor takes
-    the floats unchanged.
-    """
-    x = np.asarray(x)
-    if t.dtype == "float32":
-        return x.astype(np.float32)
-    if t.dtype not in _INT_DTYPES:
-        raise UnsupportedError(
-            f"input tensor {t.name!r} has dtype {t.dtype}; evaluate handles int8/uint8/int16/float32"
-        )
-    if x.dtype == np.dtype(t.dtype):
-        return x
-    if t.quant is None:
-        raise UnsupportedError(f"input tensor {t.name!r} is {t.dtype} without quantization parameters")
-    info = np.iinfo(t.dtype)
-    q = np.round(x.astype(np.float64) / t.quant.scale[0]) + t.quant.zero_point[0]
-    return np.clip(q, info.min, info.max).astype(t.dtype)
-
-
-def dequantize(q: np.ndarray, t: Tensor) -> np.ndarray:
-    if t.quant is None or t.dtype == "float32":
-        return q.astype(np.float32)
-    return ((q.astype(np.float64) - t.quant.zero_point[0]) * t.quant.scale[0]).astype(np.float32)
-
-
 def _fit_samples(x: np.ndarray, t: Tensor, source: str) -> np.ndarray:
     """Samples shaped (N, *input shape without batch); a missing channel axis of 1 is added."""
     want = tuple(t.shape[1:])

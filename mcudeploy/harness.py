@@ -442,7 +442,7 @@ def arrays_sha256(*arrays: np.ndarray | None) -> str:
 # -- running a dataset ------------------------------------------------------------------------------
 def quantize_inputs(model: Any, x: np.ndarray) -> np.ndarray:
     """Float samples -> the model input's raw dtype (already-quantized arrays pass through)."""
-    from .evaluate import quantize_input
+    from .quantio import quantize_input
 
     t = model.inputs[0]
     return quantize_input(x, t).reshape(len(x), *t.shape[1:])

@@ -811,6 +811,14 @@ def is_tflite(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() == ".tflite"
 
 
+_QAT_CLASSES = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
+
+
+def is_qat_model(keras_model: Any) -> bool:
+    """A model wrapped for quantization-aware training by tfmot (its layers carry fake-quant)."""
+    return any(type(layer).__name__ in _QAT_CLASSES for layer in getattr(keras_model, "layers", []))
+
+
 def load_keras(path: str | os.PathLike[str]) -> Any:
     """Load a Keras model (.keras / .h5) or a SavedModel folder as a tf.keras model."""
     p = Path(path)

@@ -28,7 +28,7 @@ import numpy as np
 from ._io import write_bytes_atomic
 from .errors import ConfigError, DatasetError, UnsupportedError
 from .gates import check_fully_int8
-from .model import Model, load_keras, parse_tflite
+from .model import Model, is_qat_model, load_keras, parse_tflite
 
 STAGES = ("prune", "cluster", "qat")
 # Named recipes: the collaborative chains get their tfmot names.
@@ -45,7 +45,6 @@ SCHEDULES = ("polynomial", "constant")
 CENTROID_INITS = ("kmeans++", "linear", "density", "random")
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 _COLLAB = "tensorflow_model_optimization.python.core.quantization.keras.collab_opts"
-_QAT_CLASSES = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
 
 
 @dataclass(frozen=True)
@@ -334,10 +333,6 @@ def _progress_callback(description: str, epochs: int, enabled: bool) -> Any:
     return Bar()
 
 
-def is_qat_model(keras_model: Any) -> bool:
-    return any(type(layer).__name__ in _QAT_CLASSES for layer in getattr(keras_model, "layers", []))
-
-
 def save_keras(keras_model: Any, path: str | os.PathLike[str]) -> Path:
     """Save as .keras / .h5 through a scratch folder, then atomically into place.
 
@@ -505,7 +500,7 @@ def _name_parts(tensor_name: str) -> list[str]:
 
 def int8_accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy of an int8 model on the host TFLM interpreter (the bit-exact reference)."""
-    from .evaluate import quantize_input
+    from .quantio import quantize_input
     from .tflm_host import run_tflm
 
     out = run_tflm(model, quantize_input(x, model.inputs[0]))

@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import InputError, MCUDeployError, NotFullyInt8Error, UnsupportedError
 from .gates import check_fully_int8, layer_name
-from .model import Model, is_tflite, load_keras, parse_tflite
+from .model import Model, is_qat_model, is_tflite, load_keras, parse_tflite
 
 IO_DTYPES = ("int8", "uint8", "int16", "float32")
 MODES = ("int8", "16x8")
@@ -176,7 +176,6 @@ def quantize(
     seconds = time.perf_counter() - t0
     check_fully_int8(q, allow_float_io=io == "float32", allow_uint8_io=io == "uint8", mode=mode)
     # A QAT model has no float twin: its float conversion keeps fake-quant ops (mcudeploy optimize).
-    from .optimize import is_qat_model
 
     float_size = float_tflite(keras_model).size if measure_float and not is_qat_model(keras_model) else None
     return QuantizeResult(q, mode, io, per_channel, min(len(rep), samples), seconds, float_size)

@@ -293,3 +293,52 @@ def test_meta_header_says_where_the_arena_size_comes_from(digits_int8, tmp_path:
     given = codegen.generate(digits_int8, board, tmp_path / "given", runtime="tflm", arena_bytes=40_000)
     assert "given by the user" in meta(given) and "#define MCD_ARENA_BYTES 40000u" in meta(given)
     assert "given by the user" not in meta(c) + meta(tflm)
+
+
+def test_cli_runtime_choices_are_the_registry():
+    """--runtime's choices are a literal (fast --help); they must name exactly the registry's runtimes."""
+    from mcudeploy.cli.generate import _RUNTIMES
+    from mcudeploy.runtimes import RUNTIMES
+
+    assert sorted(_RUNTIMES) == sorted(RUNTIMES)
+
+
+def test_import_graph_has_no_cycles():
+    """Stages depend one way (DESIGN.md): no module imports one that imports it back, even lazily."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "mcudeploy"
+    mods = {
+        ".".join(p.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in root.rglob("*.py")
+    }
+    edges: dict[str, set[str]] = {m: set() for m in mods}
+    for m, p in mods.items():
+        pkg = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                parts = pkg.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] if node.level else [])
+                base = (
+                    ".".join(x for x in (base, node.module or "") if x) if node.level else (node.module or "")
+                )
+                for a in node.names:
+                    cand = f"{base}.{a.name}"
+                    edges[m].add(cand if cand in mods else base)
+            elif isinstance(node, ast.Import):
+                edges[m].update(a.name for a in node.names)
+    edges = {m: {t for t in ts if t in mods and t != m} for m, ts in edges.items()}
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            v = todo.pop()
+            if v == goal:
+                return True
+            if v not in seen:
+                seen.add(v)
+                todo.extend(edges[v])
+        return False
+
+    cycles = sorted({" <-> ".join(sorted((a, b))) for a in edges for b in edges[a] if reaches(b, a)})
+    assert not cycles, cycles

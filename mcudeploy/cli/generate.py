@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-_RUNTIMES = ("tflm", "c")  # mirrors mcudeploy.codegen.RUNTIMES; literal so --help needs no imports
+_RUNTIMES = ("tflm", "c")  # mirrors mcudeploy.runtimes.RUNTIMES (tested); literal so --help needs no imports
 
 
 @click.command("generate")

@@ -15,7 +15,7 @@ Pipeline (each step a small module):
   fixed-point exp / reciprocal for SOFTMAX, LOGISTIC, TANH) and one generated source with the
   weights as const arrays, per-channel multipliers/shifts, the plan and ``mcd_invoke``, which also
   implements the shared ``mcd_runtime.h`` so the firmware app and harness treat it like TFLM.
-  Importing it registers the ``c`` runtime with :mod:`mcudeploy.codegen`.
+  It is the ``c`` entry of :data:`mcudeploy.runtimes.RUNTIMES`.
 - :mod:`.host` — the same sources on the host: a whole model as an executable, or single kernels
   through ctypes (compiled once per process) for property tests against host TFLM.
 """

@@ -2,7 +2,7 @@
 parameters, the static memory plan and ``mcd_invoke``.
 
 :func:`render_c_runtime` writes a self-contained folder (handy for host builds and tests);
-importing this module also registers the ``c`` runtime with :mod:`mcudeploy.codegen`.
+its :func:`render_parts` is the ``c`` entry of :data:`mcudeploy.runtimes.RUNTIMES`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from .._io import write_bytes_atomic
 from ..cnames import c_comment_text
 from ..model import Model
+from ..runtimes import GenContext, RuntimeParts
 from ..templating import render, template_bytes, template_names
 from .lower import SCRATCH, Program, lower
 from .planner import MemoryPlan, plan_memory
@@ -34,7 +35,6 @@ def kernel_sources() -> list[str]:
 
 C_TYPES = {"int8": ("int8_t", np.int8), "int32": ("int32_t", np.int32), "float32": ("float", np.float32)}
 # kernels + runtime glue, -O2 Cortex-M55 (measured from the digits build, rounded up)
-C_RUNTIME_CODE_BYTES = 12 * 1024
 
 
 # each int8 value as a fixed-width cell ("-128, " ... "   5, "): a table lookup emits megabytes fast
@@ -168,29 +168,13 @@ def render_c_runtime(model: Model, out_dir: str | Path) -> list[Path]:
     return [write_bytes_atomic(out / name, files[name]) for name in sorted(files)]
 
 
-def _register() -> None:
-    from .. import codegen
-
-    def render(ctx: codegen.GenContext) -> codegen.RuntimeParts:
-        rt = build_c_runtime(ctx.model)
-        files = {f"src/{name}": data for name, data in sorted(rt.files.items())}
-        return codegen.RuntimeParts(
-            files=files,
-            sources=[*(f"src/{n}" for n in kernel_sources()), "src/mcd_runtime_c.c"],
-            arena_bytes=max(rt.arena_bytes, 16),
-            arena_note="peak of the C runtime's static memory plan",
-        )
-
-    codegen.register_runtime(
-        codegen.Runtime(
-            name="c",
-            summary="standalone C: static weights and memory plan, int8 kernels bit-exact with TFLM",
-            needs_tflm=False,
-            code_bytes=C_RUNTIME_CODE_BYTES,
-            render=render,
-            model_in_image=False,
-        )
+def render_parts(ctx: GenContext) -> RuntimeParts:
+    """The ``c`` entry of :data:`mcudeploy.runtimes.RUNTIMES`: the runtime's files in a project."""
+    rt = build_c_runtime(ctx.model)
+    files = {f"src/{name}": data for name, data in sorted(rt.files.items())}
+    return RuntimeParts(
+        files=files,
+        sources=[*(f"src/{n}" for n in kernel_sources()), "src/mcd_runtime_c.c"],
+        arena_bytes=max(rt.arena_bytes, 16),
+        arena_note="peak of the C runtime's static memory plan",
     )
-
-
-_register()

@@ -1,0 +1,38 @@
+"""Real-valued samples <-> the raw values a quantized tensor holds (the model's I/O boundary)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UnsupportedError
+from .model import Tensor
+
+_INT_DTYPES = ("int8", "uint8", "int16")
+
+
+def quantize_input(x: np.ndarray, t: Tensor) -> np.ndarray:
+    """Real-valued samples -> the raw values the model's input tensor takes (any I/O dtype).
+
+    Integer samples already in the tensor's dtype are taken as raw values; a float tensor takes
+    the floats unchanged.
+    """
+    x = np.asarray(x)
+    if t.dtype == "float32":
+        return x.astype(np.float32)
+    if t.dtype not in _INT_DTYPES:
+        raise UnsupportedError(
+            f"input tensor {t.name!r} has dtype {t.dtype}; evaluate handles int8/uint8/int16/float32"
+        )
+    if x.dtype == np.dtype(t.dtype):
+        return x
+    if t.quant is None:
+        raise UnsupportedError(f"input tensor {t.name!r} is {t.dtype} without quantization parameters")
+    info = np.iinfo(t.dtype)
+    q = np.round(x.astype(np.float64) / t.quant.scale[0]) + t.quant.zero_point[0]
+    return np.clip(q, info.min, info.max).astype(t.dtype)
+
+
+def dequantize(q: np.ndarray, t: Tensor) -> np.ndarray:
+    if t.quant is None or t.dtype == "float32":
+        return q.astype(np.float32)
+    return ((q.astype(np.float64) - t.quant.zero_point[0]) * t.quant.scale[0]).astype(np.float32)
