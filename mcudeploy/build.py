@@ -20,30 +20,13 @@ from ._io import write_text_atomic
 from .codegen import load_project
 from .errors import BuildError, ToolMissingError
 from .model import NPU_CUSTOM_OP
+from .tflm_tree import TFLM_CMSIS_NN_MARKER, TFLM_NPU_REQUIRED, TFLM_REQUIRED
 
 TOOLCHAIN_HINT = (
     "sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib "
     "(or run `make setup`), or put Arm GNU Toolchain's bin/ on PATH"
 )
 TFLM_ENV = "MCUDEPLOY_TFLM_ROOT"
-# Files a create_tflm_tree.py export must hold; the NPU build also needs the driver. CMSIS-NN is
-# optional: an export without it carries TFLM's reference kernels (see tflm_kernels).
-TFLM_REQUIRED = (
-    "tensorflow/lite/micro/micro_interpreter.h",
-    "tensorflow/lite/micro/micro_mutable_op_resolver.h",
-    "tensorflow/lite/schema/schema_generated.h",
-    "third_party/flatbuffers/include/flatbuffers/flatbuffers.h",
-)
-TFLM_CMSIS_NN_MARKER = "third_party/cmsis_nn/Include/arm_nnfunctions.h"
-# An NPU model needs the real Ethos-U kernel (a CO_PROCESSOR=ethos_u export; without it TFLM's stub
-# kernels/ethosu.cc registers nothing) and the core driver's sources, private headers included
-# (create_tflm_tree.py exports only its include/: copy src/ by hand).
-TFLM_NPU_REQUIRED = (
-    "tensorflow/lite/micro/kernels/ethos_u/ethosu.cc",
-    "third_party/ethos_u_core_driver/include/ethosu_driver.h",
-    "third_party/ethos_u_core_driver/src/ethosu_driver.c",
-    "third_party/ethos_u_core_driver/src/ethosu_device.h",
-)
 TFLM_HINT = (
     "run `mcudeploy setup tflm` (add --npu ethos-u55 for NPU boards, --from DIR offline), "
     f"or pass --tflm-root DIR / set {TFLM_ENV} to a tree exported by tflite-micro's "

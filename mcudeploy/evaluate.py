@@ -18,25 +18,12 @@ import numpy as np
 
 from .console import progress
 from .errors import ConfigError, DatasetError, GateError, UnsupportedError
-from .model import Model, Tensor
-from .quantio import dequantize, quantize_input
+from .model import Model
+from .quantio import dequantize, fit_samples, quantize_input
 from .tflm_host import HostTFLM, measure_arena
 
 
 # -- data ---------------------------------------------------------------------------------
-def _fit_samples(x: np.ndarray, t: Tensor, source: str) -> np.ndarray:
-    """Samples shaped (N, *input shape without batch); a missing channel axis of 1 is added."""
-    want = tuple(t.shape[1:])
-    if x.shape[1:] == want:
-        return x
-    if len(x) and int(np.prod(x.shape[1:])) == int(np.prod(want)):
-        return x.reshape((len(x), *want))
-    raise DatasetError(
-        f"{source}: samples have shape {list(x.shape[1:])}, but the model's input "
-        f"{t.name!r} takes {list(want)}"
-    )
-
-
 # -- results ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Rung:
@@ -217,7 +204,7 @@ def evaluate(
         x, y = x[:limit], y[:limit]
     if len(x) == 0:
         raise DatasetError(f"{dataset}: no samples to evaluate")
-    x = _fit_samples(x, t_in, dataset)
+    x = fit_samples(x, t_in, dataset)
     xq = quantize_input(x, t_in)
 
     rungs: list[Rung] = []

@@ -203,13 +203,13 @@ def per_layer_error(
 
     ``output_layers`` names the layers behind the graph outputs (their tensors carry no layer name).
     """
-    from .evaluate import _fit_samples, dequantize, quantize_input
+    from .quantio import dequantize, fit_samples, quantize_input
 
     if len(int8.inputs) != 1 or len(flt.inputs) != 1:
         raise UnsupportedError(f"{int8.source}: per-layer error needs a model with one input")
     if samples is not None:
         x = x[:samples]
-    x = _fit_samples(np.asarray(x), int8.inputs[0], "data")
+    x = fit_samples(np.asarray(x), int8.inputs[0], "data")
     xq = quantize_input(x, int8.inputs[0])  # real values, or raw values already in the input's dtype
     xf = x.astype(np.float32) if x.dtype.kind == "f" else dequantize(xq, int8.inputs[0])
     pairs = _pairs(int8, flt)

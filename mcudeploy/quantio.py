@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UnsupportedError
+from .errors import DatasetError, UnsupportedError
 from .model import Tensor
 
 _INT_DTYPES = ("int8", "uint8", "int16")
@@ -36,3 +36,16 @@ def dequantize(q: np.ndarray, t: Tensor) -> np.ndarray:
     if t.quant is None or t.dtype == "float32":
         return q.astype(np.float32)
     return ((q.astype(np.float64) - t.quant.zero_point[0]) * t.quant.scale[0]).astype(np.float32)
+
+
+def fit_samples(x: np.ndarray, t: Tensor, source: str) -> np.ndarray:
+    """Samples shaped (N, *input shape without batch); a missing channel axis of 1 is added."""
+    want = tuple(t.shape[1:])
+    if x.shape[1:] == want:
+        return x
+    if len(x) and int(np.prod(x.shape[1:])) == int(np.prod(want)):
+        return x.reshape((len(x), *want))
+    raise DatasetError(
+        f"{source}: samples have shape {list(x.shape[1:])}, but the model's input "
+        f"{t.name!r} takes {list(want)}"
+    )
