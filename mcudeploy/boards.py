@@ -258,6 +258,14 @@ def parse_board(data: dict[str, Any], source: str) -> Board:
         clock_hz=u.get("clock_hz"),
         settings=_check_uart_wiring(u, f"{source}: uart"),
     )
+    table = UART_BAUD_TABLES.get(uart.kind)
+    if table is not None:
+        if uart.baud not in table:
+            raise BoardError(
+                f"{source}: uart.baud {uart.baud} has no {uart.kind} BAUDRATE value "
+                f"(supported: {', '.join(map(str, table))})"
+            )
+        uart.settings["baudrate_register"] = table[uart.baud]
     if uart.clock_hz is not None and (not isinstance(uart.clock_hz, int) or uart.clock_hz <= 0):
         raise BoardError(f"{source}: uart.clock_hz must be a positive integer (Hz), got {uart.clock_hz!r}")
 
@@ -320,13 +328,28 @@ def parse_board(data: dict[str, Any], source: str) -> Board:
     )
 
 
+# UARTs whose baud rate is a register value from a table rather than a divisor of their clock.
+UART_BAUD_TABLES: dict[str, dict[int, int]] = {
+    "nrf-uart": {  # nRF52840 PS, UART BAUDRATE (16 MHz HFCLK)
+        9600: 0x00275000,
+        19200: 0x004EA000,
+        38400: 0x009D5000,
+        57600: 0x00EBF000,
+        115200: 0x01D7E000,
+        230400: 0x03AFB000,
+        460800: 0x075F7000,
+        921600: 0x0EBED000,
+        1000000: 0x10000000,
+    },
+}
 _UART_KEYS = {"kind", "base", "baud", "irq", "clock_hz", "enable", "pins"}
 _PIN_KEYS = ("gpio", "tx", "rx", "af")
 
 
 def _check_uart_wiring(u: dict[str, Any], where: str) -> dict[str, Any]:
-    """``enable``: the bus clock bits to set before the UART is touched (a list of {register, bit});
-    ``pins``: the GPIO port and TX/RX pins muxed to the UART (alternate function ``af``)."""
+    """``enable``: the clock bits to set before the UART is touched (a list of {register, bit});
+    ``pins``: TX/RX pin numbers, with the GPIO port and alternate function where pins are muxed
+    (STM32) and without where the UART selects its pins itself (nRF PSEL)."""
     unknown = sorted(set(u) - _UART_KEYS)
     if unknown:
         raise BoardError(
@@ -344,14 +367,16 @@ def _check_uart_wiring(u: dict[str, Any], where: str) -> dict[str, Any]:
     settings: dict[str, Any] = {"enable": enable}
     if "pins" in u:
         pins = _req(u, "pins", dict, where)
-        if set(pins) != set(_PIN_KEYS):
+        keys = set(pins)
+        if not {"tx", "rx"} <= keys <= set(_PIN_KEYS) or len(keys & {"gpio", "af"}) == 1:
             raise BoardError(
-                f"{where}.pins: needs exactly {', '.join(_PIN_KEYS)}, got {', '.join(sorted(pins))}"
+                f"{where}.pins: needs tx and rx, and gpio with af for a pin-muxed port "
+                f"(STM32: GPIO port address and alternate function), got {', '.join(sorted(pins))}"
             )
-        for key in _PIN_KEYS:
+        for key in keys:
             _req(pins, key, int, f"{where}.pins")
-        if not all(0 <= pins[k] <= 15 for k in ("tx", "rx", "af")):
-            raise BoardError(f"{where}.pins: tx, rx and af must be 0..15")
+        if not all(0 <= pins[k] <= 63 for k in ("tx", "rx")) or not 0 <= pins.get("af", 0) <= 15:
+            raise BoardError(f"{where}.pins: tx and rx must be pin numbers 0..63, af 0..15")
         settings["pins"] = pins
     return settings
 
