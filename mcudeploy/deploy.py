@@ -852,17 +852,26 @@ class DeployResult:
         return all(r.skipped for r in self.results)
 
 
-def deploy(cfg: dict[str, Any], on_stage: Callable[[Stage, StageResult], None] | None = None) -> DeployResult:
+def deploy(
+    cfg: dict[str, Any],
+    on_stage: Callable[[Stage, StageResult], None] | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> DeployResult:
     """Run the pipeline for a :func:`load_config` configuration.
 
     Device gates that fail do not stop the pipeline (the report shows them); they are returned in
-    ``failed_gates`` and :func:`check_deploy` turns them into a :class:`GateError`.
+    ``failed_gates`` and :func:`check_deploy` turns them into a :class:`GateError`. One deploy at a
+    time per output folder: a second one waits for the first (``notice`` says for whom), then finds
+    its stages up to date instead of running them again beside it.
     """
+    from ._lock import folder_lock
+
     out = Path(cfg[""]["out"])
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")
     pipe = Pipeline(deploy_stages(cfg), out, cfg)
-    results = pipe.run(on_stage)
+    with folder_lock(out, notice=notice):
+        results = pipe.run(on_stage)
     failed = [
         f"{name}: {g['message']}"
         for name, s in sorted(pipe.ctx.summaries.items())

@@ -87,3 +87,104 @@ def test_resume_reuses_only_results_of_the_same_run(
     )
     assert cli_run(*args, "--data", b, "--limit", 8) == 0
     assert "no fingerprint" in capsys.readouterr().err and (out / "superseded-2").is_dir()
+
+
+HOLDER = """
+import sys
+from mcudeploy._lock import folder_lock
+with folder_lock(sys.argv[1], command="the holder"):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def _mcudeploy(*args: object, **env: str):
+    import os
+    import subprocess
+    import sys
+
+    main = "from mcudeploy.cli import main; raise SystemExit(main())"
+    return subprocess.Popen(
+        [sys.executable, "-c", main, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+
+
+def test_a_busy_output_folder_is_refused_naming_its_holder(
+    digits_int8_path: Path, digits_test_npz: Path, tmp_path: Path
+) -> None:
+    """A second process never writes into a folder another holds: it waits, and past
+    MCUDEPLOY_LOCK_TIMEOUT gives up naming the holder; the lock dies with its process."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        elf = tmp_path / "app.elf"
+        elf.write_bytes(b"\x7fELF")
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'model.path = "{digits_int8_path}"\nevaluate.data = "{digits_test_npz}"\n')
+        runs = [
+            _mcudeploy(
+                "run",
+                "--board",
+                "qemu-an547",
+                "--firmware",
+                elf,
+                "--model",
+                digits_int8_path,
+                "--data",
+                digits_test_npz,
+                "--out",
+                out,
+                MCUDEPLOY_LOCK_TIMEOUT="1",
+            ),
+            _mcudeploy("deploy", "-c", cfg, "-o", out, MCUDEPLOY_LOCK_TIMEOUT="1"),
+        ]
+        for p in runs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 2, err
+            err = " ".join(err.split())
+            assert f"in use by pid {holder.pid}" in err and "(the holder)" in err and "Traceback" not in err
+        assert sorted(q.name for q in out.iterdir()) == [".mcudeploy.lock"]  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    from mcudeploy._lock import folder_lock
+
+    with folder_lock(out, timeout=0):  # killed holder: free at once
+        pass
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_two_deploys_into_one_folder_do_not_mix(digits_int8_path: Path, digits_split, tmp_path: Path) -> None:
+    import json
+
+    from mcudeploy.digits import save_npz
+
+    data = save_npz(tmp_path / "d.npz", digits_split.x_test[:24], digits_split.y_test[:24])
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'model.path = "{digits_int8_path}"\nevaluate.data = "{data}"\n'
+        '[firmware]\nruntime = "c"\n[run]\nsamples = 8\n'
+    )
+    out = tmp_path / "out"
+    first = _mcudeploy("deploy", "-c", cfg, "-o", out)
+    second = _mcudeploy("deploy", "-c", cfg, "-o", out)
+    res = [p.communicate(timeout=600) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, res
+    errs = " ".join((res[0][1] + res[1][1]).split())  # rich wraps lines
+    assert errs.count("waiting for it to finish") == 1, errs  # one waited for the other ...
+    assert sum("nothing to do" in o for o, _ in res) == 1  # ... and then found every stage done
+    recs = _jsonl(out / "run-c" / "results.jsonl")
+    assert [r["kind"] for r in recs].count("hello") == 1
+    assert sorted(r["index"] for r in recs if r["kind"] == "sample") == list(range(8))
+    assert json.loads((out / "run-c" / "summary.json").read_text())["measured"] == 8

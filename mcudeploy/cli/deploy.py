@@ -60,7 +60,7 @@ def command(config: Path | None, sets: tuple[str, ...], **flags: Any) -> None:
         state = "skipped (unchanged)" if res.skipped else f"ran ({res.seconds:.1f} s)"
         err_console.print(f"[bold]{stage.name}[/]: {state} — {stage.description}")
 
-    res = deploy(cfg, on_stage)
+    res = deploy(cfg, on_stage, notice=lambda text: err_console.print(f"note: {text}", markup=False))
     if res.nothing_done:
         console.print(f"nothing to do: all {len(res.results)} stages up to date")
     else:

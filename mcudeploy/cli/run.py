@@ -144,6 +144,7 @@ def command(
     Example, with a per-layer profile:
       mcudeploy run --board qemu-an547 --project fw/ --data test.npz --profile --out run1
     """
+    from .._lock import folder_lock
     from ..boards import get_board
     from ..console import console, err_console, progress
     from ..datasets import load_labelled
@@ -180,81 +181,85 @@ def command(
     data_sha = arrays_sha256(x, y)  # before --limit: a shorter or longer run of the same data resumes
     if limit:
         x, y = x[:limit], y[:limit]
-    runtime = None
-    if project is not None:
-        from ..build import build
-
-        fw = build(project)
-        firmware, runtime = fw.elf, fw.runtime
     out = out_dir or Path(f"run-{board.name}")
-    gates = Gates(
-        min_accuracy=min_accuracy,
-        require_bit_exact=bit_exact,
-        latency_budget_ms=latency_budget_ms,
-        latency_budget=latency_budget,
-        max_failed=max_failed,
-    )
-    policy = LinkPolicy(request_timeout=timeout, retries=retries)
+    # one process per results folder: a second run waits (and says for whom) instead of interleaving
+    with folder_lock(out, notice=lambda text: err_console.print(f"note: {text}", markup=False)):
+        runtime = None
+        if project is not None:
+            from ..build import build
 
-    def bar(items: Any, total: int) -> Any:
-        return progress(items, f"{board.name}: inference", total=total)
+            fw = build(project)
+            firmware, runtime = fw.elf, fw.runtime
+        gates = Gates(
+            min_accuracy=min_accuracy,
+            require_bit_exact=bit_exact,
+            latency_budget_ms=latency_budget_ms,
+            latency_budget=latency_budget,
+            max_failed=max_failed,
+        )
+        policy = LinkPolicy(request_timeout=timeout, retries=retries)
 
-    from ..pipeline import file_sha256
+        def bar(items: Any, total: int) -> Any:
+            return progress(items, f"{board.name}: inference", total=total)
 
-    kw: dict[str, Any] = dict(
-        fingerprint={
-            "data": data_sha,
-            "firmware": file_sha256(firmware) if firmware is not None and firmware.is_file() else None,
-            "board": board.name,
-            "target": f"port {'flashed' if firmware is not None and flash else 'as is'}"
-            if port
-            else (simulator or "simulator"),
-        },
-        notice=lambda text: err_console.print(f"note: {text}", markup=False),
-        reference=ref,
-        runtime=runtime,
-        gates=gates,
-        policy=policy,
-        resume=not fresh,
-        bench_runs=bench_runs,
-        profile=profile,
-        vela_per_layer=_vela_rows(vela_per_layer),
-        progress=bar,
-    )
-    if port:
-        # Open the port before flashing/reset so boot output (and the boot HELLO) is not lost.
-        with Transport(port, baudrate=baud or board.uart.baud) as tr:
-            if firmware is None or not flash:
-                pass  # measure what the board already runs
-            elif place is not None and place.flasher:
-                from ..targets.labgrid import flash as labgrid_flash
+        from ..pipeline import file_sha256
 
-                labgrid_flash(place, firmware)
-            elif board.flasher:
-                from ..targets.flashers import flash_firmware
+        kw: dict[str, Any] = dict(
+            fingerprint={
+                "data": data_sha,
+                "firmware": file_sha256(firmware) if firmware is not None and firmware.is_file() else None,
+                "board": board.name,
+                "target": f"port {'flashed' if firmware is not None and flash else 'as is'}"
+                if port
+                else (simulator or "simulator"),
+            },
+            notice=lambda text: err_console.print(f"note: {text}", markup=False),
+            reference=ref,
+            runtime=runtime,
+            gates=gates,
+            policy=policy,
+            resume=not fresh,
+            bench_runs=bench_runs,
+            profile=profile,
+            vela_per_layer=_vela_rows(vela_per_layer),
+            progress=bar,
+        )
+        if port:
+            # Open the port before flashing/reset so boot output (and the boot HELLO) is not lost.
+            with Transport(port, baudrate=baud or board.uart.baud) as tr:
+                if firmware is None or not flash:
+                    pass  # measure what the board already runs
+                elif place is not None and place.flasher:
+                    from ..targets.labgrid import flash as labgrid_flash
 
-                flash_firmware(board, firmware)
-            summary = measure(model, tr, x, y, out, **kw)
-    else:
-        from ..model import NPU_CUSTOM_OP
-        from ..targets import simulator_for
+                    labgrid_flash(place, firmware)
+                elif board.flasher:
+                    from ..targets.flashers import flash_firmware
 
-        sim = simulator_for(board, requested=simulator, npu=NPU_CUSTOM_OP in model.op_names())
-        if sim is None:
-            raise ConfigError(f"board '{board.name}' has no simulator this mcudeploy can run; pass --port")
-        if firmware is None:
-            raise ConfigError("a simulator run needs --firmware ELF or --project DIR")
-        with sim.start(firmware, timeout=run_timeout) as running, Transport(running.url) as tr:
-            try:
+                    flash_firmware(board, firmware)
                 summary = measure(model, tr, x, y, out, **kw)
-            except TargetError as e:
-                raise TargetError(f"{e.message}\n{running.log_tail()}", hint=e.hint) from None
-    _print_summary(console, summary, out)
-    failed = [g for g in summary["gates"] if not g["passed"]]
-    if any(g["name"] != "complete" for g in failed):
-        raise GateError("; ".join(f"{g['name']}: {g['message']}" for g in failed))
-    if failed:
-        raise TargetError(failed[0]["message"], hint=f"per-sample reasons in {out / 'results.jsonl'}")
+        else:
+            from ..model import NPU_CUSTOM_OP
+            from ..targets import simulator_for
+
+            sim = simulator_for(board, requested=simulator, npu=NPU_CUSTOM_OP in model.op_names())
+            if sim is None:
+                raise ConfigError(
+                    f"board '{board.name}' has no simulator this mcudeploy can run; pass --port"
+                )
+            if firmware is None:
+                raise ConfigError("a simulator run needs --firmware ELF or --project DIR")
+            with sim.start(firmware, timeout=run_timeout) as running, Transport(running.url) as tr:
+                try:
+                    summary = measure(model, tr, x, y, out, **kw)
+                except TargetError as e:
+                    raise TargetError(f"{e.message}\n{running.log_tail()}", hint=e.hint) from None
+        _print_summary(console, summary, out)
+        failed = [g for g in summary["gates"] if not g["passed"]]
+        if any(g["name"] != "complete" for g in failed):
+            raise GateError("; ".join(f"{g['name']}: {g['message']}" for g in failed))
+        if failed:
+            raise TargetError(failed[0]["message"], hint=f"per-sample reasons in {out / 'results.jsonl'}")
 
 
 def _vela_rows(path: Path | None) -> list[dict[str, Any]] | None:
