@@ -159,35 +159,34 @@ static inline int32_t sxtb16_ror8(uint32_t x) /* bytes 1 and 3, sign-extended to
 }
 #endif
 
-/* out[o] = requant(bias[o] + sum_k w[o*K + k] * x[k]) for o < O: the inner loop of CONV_2D (one
- * output pixel, x its im2col patch) and FULLY_CONNECTED (one batch row). */
+/* out[o] = requant(bias[o] + sum_k w[o][k] * x[k]) for o < O: the inner loop of CONV_2D (one output
+ * pixel, x its im2col patch) and FULLY_CONNECTED (one batch row). w is in the generator's blocked layout
+ * (lower.py blocked_rows): per block of 4 rows, chunks of 16 bytes of each row side by side
+ * ([O/4][K/16][4][16], zero-padded), so a block is one pointer walking forward. */
 static void gemv_requant(const int8_t *x, const int8_t *w, int32_t K, int32_t O, const int32_t *bias,
                          const int32_t *mult, const int32_t *shift, int32_t ooff, int32_t lo, int32_t hi,
                          int8_t *out)
 {
+    const int32_t block = ((K + 15) >> 4) * 64;
 #if defined(MCD_MVE)
-    for (int32_t o = 0; o < O; o += 4) { /* 4 rows share each input vector; a short last block repeats a row */
-        const int32_t left = O - o;
-        const int8_t *w0 = w + o * K;
-        const int8_t *w1 = left > 1 ? w0 + K : w0;
-        const int8_t *w2 = left > 2 ? w0 + 2 * K : w0;
-        const int8_t *w3 = left > 3 ? w0 + 3 * K : w0;
-        const int8_t *xp = x;
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        for (int32_t k = K; k > 0; k -= 16) {
-            const mve_pred16_t p = vctp8q((uint32_t)k);
-            const int8x16_t vx = vldrbq_z_s8(xp, p);
-            a0 = vmladavaq_s8(a0, vldrbq_z_s8(w0, p), vx);
-            a1 = vmladavaq_s8(a1, vldrbq_z_s8(w1, p), vx);
-            a2 = vmladavaq_s8(a2, vldrbq_z_s8(w2, p), vx);
-            a3 = vmladavaq_s8(a3, vldrbq_z_s8(w3, p), vx);
-            xp += 16;
-            w0 += 16;
-            w1 += 16;
-            w2 += 16;
-            w3 += 16;
+    for (int32_t o = 0; o < O; o += 4, w += block) { /* 4 rows share each input vector */
+        const int8_t *wp = w, *xp = x;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, k = K;
+        for (; k >= 16; k -= 16, xp += 16, wp += 64) {
+            const int8x16_t vx = vldrbq_s8(xp);
+            a0 = vmladavaq_s8(a0, vldrbq_s8(wp), vx);
+            a1 = vmladavaq_s8(a1, vldrbq_s8(wp + 16), vx);
+            a2 = vmladavaq_s8(a2, vldrbq_s8(wp + 32), vx);
+            a3 = vmladavaq_s8(a3, vldrbq_s8(wp + 48), vx);
         }
-        const mve_pred16_t p4 = vctp32q((uint32_t)left);
+        if (k > 0) { /* the padded weights are 0; the input is read only up to K */
+            const int8x16_t vx = vldrbq_z_s8(xp, vctp8q((uint32_t)k));
+            a0 = vmladavaq_s8(a0, vldrbq_s8(wp), vx);
+            a1 = vmladavaq_s8(a1, vldrbq_s8(wp + 16), vx);
+            a2 = vmladavaq_s8(a2, vldrbq_s8(wp + 32), vx);
+            a3 = vmladavaq_s8(a3, vldrbq_s8(wp + 48), vx);
+        }
+        const mve_pred16_t p4 = vctp32q((uint32_t)(O - o));
         int32x4_t acc = vdupq_n_s32(a0);
         acc = vsetq_lane_s32(a1, acc, 1);
         acc = vsetq_lane_s32(a2, acc, 2);
@@ -196,41 +195,43 @@ static void gemv_requant(const int8_t *x, const int8_t *w, int32_t K, int32_t O,
         const int32x4_t v = mve_requant(acc, vldrwq_z_s32(mult + o, p4), vldrwq_z_s32(shift + o, p4), ooff, lo, hi);
         vstrbq_p_s32(out + o, v, p4);
     }
-#elif defined(MCD_DSP)
-    int32_t o = 0;
-    for (; o + 2 <= O; o += 2) { /* 2 rows share each input word; SMLAD: two 16-bit MACs per instruction */
-        const int8_t *w0 = w + o * K, *w1 = w0 + K, *xp = x;
-        int32_t a0 = bias[o], a1 = bias[o + 1];
-        for (int32_t k = K >> 2; k > 0; --k) {
-            const uint32_t vx = ld32(xp), u0 = ld32(w0), u1 = ld32(w1);
-            const int32_t xa = __sxtb16(vx), xb = sxtb16_ror8(vx);
-            a0 = __smlad(__sxtb16(u0), xa, a0);
-            a0 = __smlad(sxtb16_ror8(u0), xb, a0);
-            a1 = __smlad(__sxtb16(u1), xa, a1);
-            a1 = __smlad(sxtb16_ror8(u1), xb, a1);
-            xp += 4;
-            w0 += 4;
-            w1 += 4;
-        }
-        for (int32_t k = K & 3; k > 0; --k) {
-            a0 += *w0++ * *xp;
-            a1 += *w1++ * *xp++;
-        }
-        out[o] = requant1(a0, mult[o], shift[o], ooff, lo, hi);
-        out[o + 1] = requant1(a1, mult[o + 1], shift[o + 1], ooff, lo, hi);
-    }
-    for (; o < O; ++o) {
-        const int8_t *w0 = w + o * K;
-        int32_t a0 = bias[o];
-        for (int32_t k = 0; k < K; ++k) a0 += w0[k] * x[k];
-        out[o] = requant1(a0, mult[o], shift[o], ooff, lo, hi);
-    }
 #else
-    for (int32_t o = 0; o < O; ++o) {
-        const int8_t *w0 = w + o * K;
-        int32_t a0 = bias[o];
-        for (int32_t k = 0; k < K; ++k) a0 += w0[k] * x[k];
-        out[o] = requant1(a0, mult[o], shift[o], ooff, lo, hi);
+    for (int32_t o = 0; o < O; o += 4, w += block) {
+        const int8_t *wp = w, *xp = x;
+        int32_t a[4] = {0, 0, 0, 0}, k = K;
+#if defined(MCD_DSP)
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (; k >= 16; k -= 16, xp += 16, wp += 64) { /* SMLAD: two 16-bit MACs per instruction */
+            for (int j = 0; j < 16; j += 4) {
+                const uint32_t vx = ld32(xp + j);
+                const int32_t xa = __sxtb16(vx), xb = sxtb16_ror8(vx);
+                uint32_t u = ld32(wp + j);
+                a0 = __smlad(__sxtb16(u), xa, a0);
+                a0 = __smlad(sxtb16_ror8(u), xb, a0);
+                u = ld32(wp + 16 + j);
+                a1 = __smlad(__sxtb16(u), xa, a1);
+                a1 = __smlad(sxtb16_ror8(u), xb, a1);
+                u = ld32(wp + 32 + j);
+                a2 = __smlad(__sxtb16(u), xa, a2);
+                a2 = __smlad(sxtb16_ror8(u), xb, a2);
+                u = ld32(wp + 48 + j);
+                a3 = __smlad(__sxtb16(u), xa, a3);
+                a3 = __smlad(sxtb16_ror8(u), xb, a3);
+            }
+        }
+        a[0] = a0;
+        a[1] = a1;
+        a[2] = a2;
+        a[3] = a3;
+#endif
+        for (; k > 0; k -= 16, xp += 16, wp += 64) {
+            const int32_t n = k < 16 ? k : 16;
+            for (int r = 0; r < 4; ++r)
+                for (int32_t j = 0; j < n; ++j) a[r] += wp[16 * r + j] * xp[j];
+        }
+        const int32_t rows = O - o < 4 ? O - o : 4;
+        for (int r = 0; r < rows; ++r)
+            out[o + r] = requant1(a[r] + bias[o + r], mult[o + r], shift[o + r], ooff, lo, hi);
     }
 #endif
 }
@@ -255,7 +256,8 @@ static void fill_bytes(int8_t *dst, int8_t v, int32_t n)
 
 /* ---- CONV_2D / DEPTHWISE_CONV_2D -------------------------------------------------------------
  * p: the header below, then mult[OC], shift[OC], folded bias[OC]. in: x, w, NULL, scratch (CONV_2D: the
- * im2col patch of one output pixel, KH*KW*C bytes, unless the filter is 1x1 without padding). */
+ * im2col patch of one output pixel, KH*KW*C bytes, unless the filter is 1x1 without padding;
+ * DEPTHWISE_CONV_2D: C bytes, a row of input zero points that padding taps read). */
 enum { CV_N, CV_H, CV_W, CV_C, CV_OH, CV_OW, CV_OC, CV_KH, CV_KW, CV_SH, CV_SW, CV_DH, CV_DW,
        CV_PH, CV_PW, CV_IOFF, CV_OOFF, CV_AMIN, CV_AMAX, CV_DM, CV_HDR };
 
@@ -318,69 +320,93 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
     }
 }
 
+/* DEPTHWISE_CONV_2D with depth multiplier 1 and up to DW_TAPS filter taps: per output pixel a table of
+ * one input pointer per tap (a row of input zero points, in the scratch buffer, for taps in the
+ * padding), then channels in blocks of 4 with a plain loop over the taps. */
+#define DW_TAPS 64
+
+static void dw_taps_requant(const int8_t *const *tp, int32_t T, const int8_t *w, int32_t C,
+                            const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t ooff,
+                            int32_t lo, int32_t hi, int8_t *y)
+{
+#ifdef MCD_MVE
+    int32_t c0 = 0;
+    for (; c0 + 4 <= C; c0 += 4) {
+        int32x4_t acc = vldrwq_s32(bias + c0);
+        const int8_t *wp = w + c0;
+        for (int32_t t = 0; t < T; ++t, wp += C)
+            acc = vaddq_s32(acc, vmulq_s32(vldrbq_s32(wp), vldrbq_s32(tp[t] + c0)));
+        vstrbq_s32(y + c0, mve_requant(acc, vldrwq_s32(mult + c0), vldrwq_s32(shift + c0), ooff, lo, hi));
+    }
+    if (c0 < C) {
+        const mve_pred16_t pr = vctp32q((uint32_t)(C - c0));
+        int32x4_t acc = vldrwq_z_s32(bias + c0, pr);
+        const int8_t *wp = w + c0;
+        for (int32_t t = 0; t < T; ++t, wp += C)
+            acc = vaddq_s32(acc, vmulq_s32(vldrbq_z_s32(wp, pr), vldrbq_z_s32(tp[t] + c0, pr)));
+        const int32x4_t v = mve_requant(acc, vldrwq_z_s32(mult + c0, pr), vldrwq_z_s32(shift + c0, pr), ooff, lo, hi);
+        vstrbq_p_s32(y + c0, v, pr);
+    }
+#else
+    int32_t c0 = 0;
+#ifdef MCD_DSP
+    for (; c0 + 4 <= C; c0 += 4) { /* channels c0..c0+3 of a word: bytes 0/2 and 1/3 as halfword pairs */
+        int32_t a0 = bias[c0], a1 = bias[c0 + 1], a2 = bias[c0 + 2], a3 = bias[c0 + 3];
+        const int8_t *wp = w + c0;
+        for (int32_t t = 0; t < T; ++t, wp += C) {
+            const uint32_t vx = ld32(tp[t] + c0), vw = ld32(wp);
+            const int32_t x02 = __sxtb16(vx), x13 = sxtb16_ror8(vx);
+            const int32_t w02 = __sxtb16(vw), w13 = sxtb16_ror8(vw);
+            a0 = __smlabb(x02, w02, a0);
+            a2 = __smlatt(x02, w02, a2);
+            a1 = __smlabb(x13, w13, a1);
+            a3 = __smlatt(x13, w13, a3);
+        }
+        y[c0] = requant1(a0, mult[c0], shift[c0], ooff, lo, hi);
+        y[c0 + 1] = requant1(a1, mult[c0 + 1], shift[c0 + 1], ooff, lo, hi);
+        y[c0 + 2] = requant1(a2, mult[c0 + 2], shift[c0 + 2], ooff, lo, hi);
+        y[c0 + 3] = requant1(a3, mult[c0 + 3], shift[c0 + 3], ooff, lo, hi);
+    }
+#endif
+    for (; c0 < C; ++c0) {
+        int32_t acc = bias[c0];
+        const int8_t *wp = w + c0;
+        for (int32_t t = 0; t < T; ++t, wp += C) acc += *wp * tp[t][c0];
+        y[c0] = requant1(acc, mult[c0], shift[c0], ooff, lo, hi);
+    }
+#endif
+}
+
 void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
 {
     const int8_t *x = (const int8_t *)in[0];
     const int8_t *w = (const int8_t *)in[1];
+    int8_t *padrow = (int8_t *)in[3];
     int8_t *y = (int8_t *)out;
     const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], OH = p[CV_OH], OW = p[CV_OW], OC = p[CV_OC];
     const int32_t KH = p[CV_KH], KW = p[CV_KW], SH = p[CV_SH], SW = p[CV_SW], DH = p[CV_DH], DW = p[CV_DW];
     const int32_t DM = p[CV_DM], ooff = p[CV_OOFF], lo = p[CV_AMIN], hi = p[CV_AMAX];
     const int32_t pad = -p[CV_IOFF];
     const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
+    const int fast = DM == 1 && KH * KW <= DW_TAPS;
+    if (fast) fill_bytes(padrow, (int8_t)pad, C);
     for (int32_t b = 0; b < p[CV_N]; ++b) {
         const int8_t *xb = x + b * H * W * C;
         for (int32_t oy = 0; oy < OH; ++oy) {
             const int32_t iy0 = oy * SH - p[CV_PH];
             for (int32_t ox = 0; ox < OW; ++ox, y += OC) {
                 const int32_t ix0 = ox * SW - p[CV_PW];
-                const int inside = iy0 >= 0 && ix0 >= 0 && iy0 + (KH - 1) * DH < H && ix0 + (KW - 1) * DW < W;
-#ifdef MCD_MVE
-                if (DM == 1) { /* 4 channels per step, int32 lanes */
-                    const int32x4_t vpad = vdupq_n_s32(pad);
-                    for (int32_t c0 = 0; c0 < C; c0 += 4) {
-                        const mve_pred16_t pr = vctp32q((uint32_t)(C - c0));
-                        int32x4_t acc = vldrwq_z_s32(bias + c0, pr);
-                        const int8_t *wp = w + c0;
-                        if (inside) {
-                            const int8_t *xr = xb + (iy0 * W + ix0) * C + c0;
-                            for (int32_t ky = 0; ky < KH; ++ky, xr += DH * W * C) {
-                                const int8_t *xp = xr;
-                                for (int32_t kx = 0; kx < KW; ++kx, xp += DW * C, wp += C)
-                                    acc = vaddq_s32(acc, vmulq_s32(vldrbq_z_s32(wp, pr), vldrbq_z_s32(xp, pr)));
-                            }
-                        } else {
-                            for (int32_t ky = 0; ky < KH; ++ky) {
-                                const int32_t iy = iy0 + DH * ky;
-                                for (int32_t kx = 0; kx < KW; ++kx, wp += C) {
-                                    const int32_t ix = ix0 + DW * kx;
-                                    const int32x4_t vx = iy < 0 || iy >= H || ix < 0 || ix >= W
-                                                             ? vpad
-                                                             : vldrbq_z_s32(xb + (iy * W + ix) * C + c0, pr);
-                                    acc = vaddq_s32(acc, vmulq_s32(vldrbq_z_s32(wp, pr), vx));
-                                }
-                            }
+                if (fast) {
+                    const int8_t *tp[DW_TAPS];
+                    int32_t t = 0;
+                    for (int32_t ky = 0; ky < KH; ++ky) {
+                        const int32_t iy = iy0 + DH * ky;
+                        for (int32_t kx = 0; kx < KW; ++kx, ++t) {
+                            const int32_t ix = ix0 + DW * kx;
+                            tp[t] = iy < 0 || iy >= H || ix < 0 || ix >= W ? padrow : xb + (iy * W + ix) * C;
                         }
-                        const int32x4_t v = mve_requant(acc, vldrwq_z_s32(mult + c0, pr),
-                                                        vldrwq_z_s32(shift + c0, pr), ooff, lo, hi);
-                        vstrbq_p_s32(y + c0, v, pr);
                     }
-                    continue;
-                }
-#endif
-                if (inside) {
-                    const int8_t *xr0 = xb + (iy0 * W + ix0) * C;
-                    for (int32_t ic = 0; ic < C; ++ic)
-                        for (int32_t m = 0; m < DM; ++m) {
-                            const int32_t oc = m + ic * DM;
-                            const int8_t *xr = xr0 + ic, *wp = w + oc;
-                            int32_t acc = bias[oc];
-                            for (int32_t ky = 0; ky < KH; ++ky, xr += DH * W * C) {
-                                const int8_t *xp = xr;
-                                for (int32_t kx = 0; kx < KW; ++kx, xp += DW * C, wp += OC) acc += *wp * *xp;
-                            }
-                            y[oc] = requant1(acc, mult[oc], shift[oc], ooff, lo, hi);
-                        }
+                    dw_taps_requant(tp, t, w, C, bias, mult, shift, ooff, lo, hi, y);
                     continue;
                 }
                 for (int32_t ic = 0; ic < C; ++ic)

@@ -89,7 +89,7 @@ def build_c_runtime(model: Model) -> CRuntime:
     plan = plan_memory(prog)
     consts = []
     for i in prog.constants:
-        t = model.tensors[i]
+        t = prog.tensor(i)
         ctype, np_type = C_TYPES.get(t.dtype, (None, None))
         if ctype is None:
             raise AssertionError(t.dtype)  # lowering only admits the types above
@@ -112,7 +112,7 @@ def build_c_runtime(model: Model) -> CRuntime:
             return "mcd_scratch"
         if t < 0:
             return "NULL"
-        if model.tensors[t].is_constant:
+        if prog.tensor(t).is_constant:
             return _symbol(t)
         return f"mcd_arena + {plan.offset(prog.storage(t))}"
 

@@ -84,7 +84,7 @@ def run_program(prog: Program, *inputs: np.ndarray) -> list[np.ndarray]:
     def buf(t: int) -> np.ndarray:
         s = prog.storage(t)
         if s not in bufs:
-            tensor = m.tensors[s]
+            tensor = prog.tensor(s)
             if tensor.is_constant:
                 bufs[s] = np.frombuffer(tensor.data, dtype=tensor.dtype).copy()
             else:

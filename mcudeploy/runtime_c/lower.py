@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,6 +41,12 @@ class Program:
     model: Model
     steps: tuple[Step, ...]
     aliases: dict[int, int]  # tensor index -> the tensor whose storage it reuses (RESHAPE & co.)
+    # constants made at generation time (weights re-laid out for the kernels), numbered after the
+    # model's tensors
+    derived: dict[int, Tensor] = field(default_factory=dict)
+
+    def tensor(self, t: int) -> Tensor:
+        return self.derived[t] if t in self.derived else self.model.tensors[t]
 
     def storage(self, t: int) -> int:
         while t in self.aliases:
@@ -51,12 +57,19 @@ class Program:
     def constants(self) -> list[int]:
         """Constant tensors the kernels read (weights, biases, constant operands), sorted."""
         used = {i for s in self.steps for i in s.inputs if i >= 0}
-        return sorted(i for i in used if self.model.tensors[i].is_constant)
+        return sorted(i for i in used if self.tensor(i).is_constant)
 
 
 class _Ctx:
-    def __init__(self, model: Model, op: Operator) -> None:
-        self.model, self.op = model, op
+    def __init__(self, model: Model, op: Operator, derived: dict[int, Tensor]) -> None:
+        self.model, self.op, self.derived = model, op, derived
+
+    def derive(self, like: Tensor, suffix: str, data: np.ndarray) -> int:
+        """A constant made from ``like`` at generation time; returns its tensor number."""
+        i = len(self.model.tensors) + len(self.derived)
+        name = f"{like.name}{suffix}"
+        self.derived[i] = Tensor(i, name, data.shape, like.dtype, -1, None, data=data.tobytes())
+        return i
 
     def where(self) -> str:
         return f"{self.model.source}: op {self.op.index} ({self.op.opcode})"
@@ -163,13 +176,28 @@ def _conv_like(c: _Ctx, depthwise: bool) -> tuple[list[int], list[int]]:
         hi,
         dm,
     ]
-    return head + mults + shifts + _folded_bias(c, 2, wsum, -c.zp(x)), [c.op.inputs[0], c.op.inputs[1], -1]
+    bias = _folded_bias(c, 2, wsum, -c.zp(x))
+    if depthwise:
+        return head + mults + shifts + bias, [c.op.inputs[0], c.op.inputs[1], -1]
+    wb = c.derive(w, " (4x16 blocks)", blocked_rows(wts.reshape(oc, -1).astype(np.int8)))
+    return head + mults + shifts + bias, [c.op.inputs[0], wb, -1]
 
 
 def _weights(c: _Ctx, w: Tensor) -> np.ndarray:
     if w.data is None:
         raise c.refuse(f"non-constant weights '{w.name}'")
     return np.frombuffer(w.data, np.int8).astype(np.int64).reshape(w.shape)
+
+
+def blocked_rows(w: np.ndarray) -> np.ndarray:
+    """Weights (O, K) in the GEMV kernels' layout: blocks of 4 rows, each row cut in chunks of 16 bytes,
+    the 4 rows' chunks side by side ([O/4][K/16][4][16]), zero-padded; so one pointer walks a block and
+    the MVE loop loads 4 rows x 16 bytes per step without predication (see gemv_requant)."""
+    o, k = w.shape
+    ob, kc = -(-o // 4), -(-k // 16)
+    padded = np.zeros((ob * 4, kc * 16), np.int8)
+    padded[:o, :k] = w
+    return np.ascontiguousarray(padded.reshape(ob, 4, kc, 16).transpose(0, 2, 1, 3))
 
 
 def _folded_bias(c: _Ctx, k: int, wsum: np.ndarray, ioff: int) -> list[int]:
@@ -195,6 +223,11 @@ def _conv(c: _Ctx) -> tuple[str, list[int], list[int]]:
     return "mcd_k_conv2d", p, [*ins, SCRATCH]
 
 
+def dw_scratch(params: tuple[int, ...]) -> int:
+    """Bytes of DEPTHWISE_CONV_2D's row of input zero points (C), which taps in the padding read."""
+    return params[3]
+
+
 def conv_scratch(params: tuple[int, ...]) -> int:
     """Bytes of CONV_2D's im2col patch (0 for a 1x1 filter without padding, read in place)."""
     c, kh, kw, ph, pw = params[3], params[7], params[8], params[13], params[14]
@@ -203,7 +236,7 @@ def conv_scratch(params: tuple[int, ...]) -> int:
 
 def _dwconv(c: _Ctx) -> tuple[str, list[int], list[int]]:
     p, ins = _conv_like(c, True)
-    return "mcd_k_depthwise_conv2d", p, ins
+    return "mcd_k_depthwise_conv2d", p, [*ins, SCRATCH]
 
 
 def _fc(c: _Ctx) -> tuple[str, list[int], list[int]]:
@@ -223,7 +256,10 @@ def _fc(c: _Ctx) -> tuple[str, list[int], list[int]]:
     wsum = _weights(c, w).sum(axis=1) if woff == 0 else np.zeros(o, np.int64)
     bias = _folded_bias(c, 2, wsum, -c.zp(x))
     p = [x.num_elements // d, d, o, -c.zp(x), woff, c.zp(y), lo, hi]
-    return "mcd_k_fully_connected", p + mults + shifts + bias, [c.op.inputs[0], c.op.inputs[1]]
+    wt = c.op.inputs[1]
+    if woff == 0:
+        wt = c.derive(w, " (4x16 blocks)", blocked_rows(_weights(c, w).astype(np.int8)))
+    return "mcd_k_fully_connected", p + mults + shifts + bias, [c.op.inputs[0], wt]
 
 
 def _pool(kernel: str) -> Callable[[_Ctx], tuple[str, list[int], list[int]]]:
@@ -478,8 +514,9 @@ def lower(model: Model) -> Program:
             raise UnsupportedError(f"{model.source}: model I/O tensor '{t.name}' is {t.dtype}", hint=HINT)
     steps: list[Step] = []
     aliases: dict[int, int] = {}
+    derived: dict[int, Tensor] = {}
     for op in model.operators:
-        c = _Ctx(model, op)
+        c = _Ctx(model, op, derived)
         if len(op.outputs) != 1:
             raise c.refuse(f"{len(op.outputs)} outputs")
         if op.opcode in ALIAS_OPS:
@@ -492,6 +529,7 @@ def lower(model: Model) -> Program:
         for v in params:
             if not -(2**31) <= v < 2**31:
                 raise c.refuse(f"a parameter ({v}) outside int32")
-        scratch = conv_scratch(tuple(params)) if kernel == "mcd_k_conv2d" else 0
+        scratch = {"mcd_k_conv2d": conv_scratch, "mcd_k_depthwise_conv2d": dw_scratch}.get(kernel)
+        scratch = scratch(tuple(params)) if scratch else 0
         steps.append(Step(op.index, op.opcode, kernel, tuple(params), tuple(ins), op.outputs[0], scratch))
-    return Program(model, tuple(steps), aliases)
+    return Program(model, tuple(steps), aliases, derived)

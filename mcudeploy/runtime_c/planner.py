@@ -58,7 +58,7 @@ def plan_memory(prog: Program) -> MemoryPlan:
         touch(t, n)
     for i, step in enumerate(prog.steps):
         for t in step.inputs:
-            if t >= 0 and not m.tensors[t].is_constant:
+            if t >= 0 and not prog.tensor(t).is_constant:
                 touch(t, i)
         touch(step.output, i)
 
