@@ -228,6 +228,27 @@ def test_mean_bit_exact(shape, data, keep, s_in, s_out, zp_in, zp_out, seed) -> 
     assert_bit_exact(g.build([x], [y]), seed)
 
 
+@SETTINGS
+@given(
+    st.integers(1, 2),
+    st.integers(1, 7),
+    st.integers(1, 7),
+    st.integers(1, 11),
+    st.booleans(),
+    scales,
+    scales,
+    zps,
+    zps,
+)
+def test_mean_over_height_width_bit_exact(n, h, w, c, keep, s_in, s_out, zp_in, zp_out) -> None:
+    """Global average pooling (axes 1, 2 of NHWC) takes MEAN's channels-inner path."""
+    g = GraphBuilder()
+    x = g.tensor((n, h, w, c), "int8", s_in, zp_in)
+    y = g.tensor((n, 1, 1, c) if keep else (n, c), "int8", s_out, zp_out)
+    g.op("MEAN", [x, g.const(np.array([1, 2]), "int32")], [y], keep_dims=keep)
+    assert_bit_exact(g.build([x], [y]), h * 100 + w)
+
+
 def _broadcast_shapes(draw) -> tuple[list[int], list[int], list[int]]:
     """Two operand shapes that broadcast (one possibly of lower rank) and their output shape."""
     out = draw(st.lists(st.integers(1, 5), min_size=1, max_size=4))

@@ -459,31 +459,66 @@ void mcd_k_fully_connected(const int32_t *p, const void *const *in, void *out)
 /* ---- AVERAGE_POOL_2D / MAX_POOL_2D ----------------------------------------------------------- */
 enum { PL_N, PL_H, PL_W, PL_C, PL_OH, PL_OW, PL_FH, PL_FW, PL_SH, PL_SW, PL_PH, PL_PW, PL_AMIN, PL_AMAX };
 
+static int8_t avg_round(int32_t acc, int32_t count, int32_t lo, int32_t hi)
+{
+    if (count == 0) count = 1; /* the reference fails here; we never generate it */
+    acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+    return (int8_t)clamp32(acc, lo, hi);
+}
+
+/* per output pixel the window's bounds once, then channels (in vector blocks on MVE) over the window */
 static void pool(const int32_t *p, const int8_t *x, int8_t *y, int is_max)
 {
     const int32_t H = p[PL_H], W = p[PL_W], C = p[PL_C], OH = p[PL_OH], OW = p[PL_OW];
+    const int32_t lo = p[PL_AMIN], hi = p[PL_AMAX];
     for (int32_t b = 0; b < p[PL_N]; ++b)
         for (int32_t oy = 0; oy < OH; ++oy)
-            for (int32_t ox = 0; ox < OW; ++ox)
-                for (int32_t c = 0; c < C; ++c) {
-                    const int32_t iy0 = oy * p[PL_SH] - p[PL_PH], ix0 = ox * p[PL_SW] - p[PL_PW];
-                    const int32_t fy0 = iy0 < 0 ? -iy0 : 0, fx0 = ix0 < 0 ? -ix0 : 0;
-                    const int32_t fy1 = p[PL_FH] < H - iy0 ? p[PL_FH] : H - iy0;
-                    const int32_t fx1 = p[PL_FW] < W - ix0 ? p[PL_FW] : W - ix0;
-                    int32_t acc = is_max ? -128 : 0, count = 0;
-                    for (int32_t fy = fy0; fy < fy1; ++fy)
-                        for (int32_t fx = fx0; fx < fx1; ++fx) {
-                            const int32_t v = x[((b * H + iy0 + fy) * W + ix0 + fx) * C + c];
-                            if (is_max) acc = v > acc ? v : acc;
-                            else acc += v;
-                            ++count;
+            for (int32_t ox = 0; ox < OW; ++ox, y += C) {
+                const int32_t iy0 = oy * p[PL_SH] - p[PL_PH], ix0 = ox * p[PL_SW] - p[PL_PW];
+                const int32_t fy0 = iy0 < 0 ? -iy0 : 0, fx0 = ix0 < 0 ? -ix0 : 0;
+                const int32_t fy1 = p[PL_FH] < H - iy0 ? p[PL_FH] : H - iy0;
+                const int32_t fx1 = p[PL_FW] < W - ix0 ? p[PL_FW] : W - ix0;
+                const int32_t ny = fy1 > fy0 ? fy1 - fy0 : 0, nx = fx1 > fx0 ? fx1 - fx0 : 0;
+                const int8_t *base = x + ((b * H + iy0 + fy0) * W + ix0 + fx0) * C;
+                int32_t c0 = 0;
+#ifdef MCD_MVE
+                if (is_max) {
+                    for (; c0 < C; c0 += 16) {
+                        const mve_pred16_t pr = vctp8q((uint32_t)(C - c0));
+                        int8x16_t m = vdupq_n_s8(-128);
+                        for (int32_t fy = 0; fy < ny; ++fy) {
+                            const int8_t *xp = base + fy * W * C + c0;
+                            for (int32_t fx = 0; fx < nx; ++fx, xp += C) m = vmaxq_s8(m, vldrbq_z_s8(xp, pr));
                         }
-                    if (!is_max) {
-                        if (count == 0) count = 1; /* the reference fails here; we never generate it */
-                        acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                        m = vminq_s8(vmaxq_s8(m, vdupq_n_s8((int8_t)lo)), vdupq_n_s8((int8_t)hi));
+                        vstrbq_p_s8(y + c0, m, pr);
                     }
-                    y[((b * OH + oy) * OW + ox) * C + c] = (int8_t)clamp32(acc, p[PL_AMIN], p[PL_AMAX]);
+                } else {
+                    for (; c0 < C; c0 += 4) {
+                        const mve_pred16_t pr = vctp32q((uint32_t)(C - c0));
+                        int32x4_t acc = vdupq_n_s32(0);
+                        for (int32_t fy = 0; fy < ny; ++fy) {
+                            const int8_t *xp = base + fy * W * C + c0;
+                            for (int32_t fx = 0; fx < nx; ++fx, xp += C) acc = vaddq_s32(acc, vldrbq_z_s32(xp, pr));
+                        }
+                        int32_t lane[4];
+                        vstrwq_s32(lane, acc);
+                        for (int32_t j = 0; j < 4 && c0 + j < C; ++j) y[c0 + j] = avg_round(lane[j], ny * nx, lo, hi);
+                    }
                 }
+#endif
+                for (; c0 < C; ++c0) {
+                    int32_t acc = is_max ? -128 : 0;
+                    for (int32_t fy = 0; fy < ny; ++fy) {
+                        const int8_t *xp = base + fy * W * C + c0;
+                        for (int32_t fx = 0; fx < nx; ++fx, xp += C) {
+                            if (is_max) acc = *xp > acc ? *xp : acc;
+                            else acc += *xp;
+                        }
+                    }
+                    y[c0] = is_max ? (int8_t)clamp32(acc, lo, hi) : avg_round(acc, ny * nx, lo, hi);
+                }
+            }
 }
 
 void mcd_k_avg_pool(const int32_t *p, const void *const *in, void *out)
@@ -504,6 +539,33 @@ void mcd_k_mean(const int32_t *p, const void *const *in, void *out)
     const int8_t *x = (const int8_t *)in[0];
     int8_t *y = (int8_t *)out;
     const int32_t *d = p + MN_D0, *r = p + MN_R0;
+    if (!r[0] && r[1] && r[2] && !r[3]) { /* NHWC over H and W (global average pooling): channels inner */
+        const int32_t pix = d[1] * d[2], C = d[3];
+        for (int32_t b = 0; b < d[0]; ++b, x += pix * C, y += C) {
+            int32_t c0 = 0;
+#ifdef MCD_MVE
+            for (; c0 + 4 <= C; c0 += 4) {
+                int32x4_t acc = vdupq_n_s32(0);
+                const int8_t *xp = x + c0;
+                for (int32_t i = 0; i < pix; ++i, xp += C) acc = vaddq_s32(acc, vldrbq_s32(xp));
+                int32_t lane[4];
+                vstrwq_s32(lane, acc);
+                for (int j = 0; j < 4; ++j) {
+                    const int32_t v = mbqm(lane[j] - p[MN_IZP] * p[MN_COUNT], p[MN_MULT], p[MN_SHIFT]);
+                    y[c0 + j] = (int8_t)clamp32(v + p[MN_OZP], -128, 127);
+                }
+            }
+#endif
+            for (; c0 < C; ++c0) {
+                int32_t sum = 0;
+                const int8_t *xp = x + c0;
+                for (int32_t i = 0; i < pix; ++i, xp += C) sum += *xp;
+                const int32_t v = mbqm(sum - p[MN_IZP] * p[MN_COUNT], p[MN_MULT], p[MN_SHIFT]);
+                y[c0] = (int8_t)clamp32(v + p[MN_OZP], -128, 127);
+            }
+        }
+        return;
+    }
     int32_t od[4], o[4], k[4];
     for (int i = 0; i < 4; ++i) od[i] = r[i] ? 1 : d[i];
     int32_t n = 0;
