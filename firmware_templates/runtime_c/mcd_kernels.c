@@ -169,31 +169,39 @@ static void gemv_requant(const int8_t *x, const int8_t *w, int32_t K, int32_t O,
 {
     const int32_t block = ((K + 15) >> 4) * 64;
 #if defined(MCD_MVE)
+    const int32_t full = K >> 4, tail = K & 15;
+    const mve_pred16_t ptail = vctp8q((uint32_t)tail);
     for (int32_t o = 0; o < O; o += 4, w += block) { /* 4 rows share each input vector */
         const int8_t *wp = w, *xp = x;
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, k = K;
-        for (; k >= 16; k -= 16, xp += 16, wp += 64) {
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (int32_t k = full; k > 0; --k, xp += 16, wp += 64) {
             const int8x16_t vx = vldrbq_s8(xp);
             a0 = vmladavaq_s8(a0, vldrbq_s8(wp), vx);
             a1 = vmladavaq_s8(a1, vldrbq_s8(wp + 16), vx);
             a2 = vmladavaq_s8(a2, vldrbq_s8(wp + 32), vx);
             a3 = vmladavaq_s8(a3, vldrbq_s8(wp + 48), vx);
         }
-        if (k > 0) { /* the padded weights are 0; the input is read only up to K */
-            const int8x16_t vx = vldrbq_z_s8(xp, vctp8q((uint32_t)k));
+        if (tail) { /* the padded weights are 0; the input is read only up to K */
+            const int8x16_t vx = vldrbq_z_s8(xp, ptail);
             a0 = vmladavaq_s8(a0, vldrbq_s8(wp), vx);
             a1 = vmladavaq_s8(a1, vldrbq_s8(wp + 16), vx);
             a2 = vmladavaq_s8(a2, vldrbq_s8(wp + 32), vx);
             a3 = vmladavaq_s8(a3, vldrbq_s8(wp + 48), vx);
         }
-        const mve_pred16_t p4 = vctp32q((uint32_t)(O - o));
         int32x4_t acc = vdupq_n_s32(a0);
         acc = vsetq_lane_s32(a1, acc, 1);
         acc = vsetq_lane_s32(a2, acc, 2);
         acc = vsetq_lane_s32(a3, acc, 3);
-        acc = vaddq_s32(acc, vldrwq_z_s32(bias + o, p4));
-        const int32x4_t v = mve_requant(acc, vldrwq_z_s32(mult + o, p4), vldrwq_z_s32(shift + o, p4), ooff, lo, hi);
-        vstrbq_p_s32(out + o, v, p4);
+        if (O - o >= 4) {
+            acc = vaddq_s32(acc, vldrwq_s32(bias + o));
+            vstrbq_s32(out + o, mve_requant(acc, vldrwq_s32(mult + o), vldrwq_s32(shift + o), ooff, lo, hi));
+        } else {
+            const mve_pred16_t p4 = vctp32q((uint32_t)(O - o));
+            acc = vaddq_s32(acc, vldrwq_z_s32(bias + o, p4));
+            const int32x4_t v =
+                mve_requant(acc, vldrwq_z_s32(mult + o, p4), vldrwq_z_s32(shift + o, p4), ooff, lo, hi);
+            vstrbq_p_s32(out + o, v, p4);
+        }
     }
 #else
     for (int32_t o = 0; o < O; o += 4, w += block) {
