@@ -486,7 +486,7 @@ def run_on_target(ctx: Context, rt: str) -> StageOut:
     from .datasets import load_labelled
     from .harness import DeviceLink, Expectation, ResultsLog, profile_sample, quantize_inputs, run_samples
     from .profile import write_profile
-    from .results import Gates, summarize
+    from .results import Gates, summarize, to_junit
     from .targets.transport import open_transport
     from .tflm_host import run_tflm
 
@@ -565,7 +565,9 @@ def run_on_target(ctx: Context, rt: str) -> StageOut:
     if "error" not in profile:
         outputs |= {f"{k}-{rt}": v for k, v in write_profile(d, profile).items()}
     summary_path = write_text_atomic(d / "summary.json", json.dumps(s, indent=2, sort_keys=True) + "\n")
-    return outputs | {f"run-summary-{rt}": summary_path}, s
+    # CI systems read the device gates as test cases (`mcudeploy ci` uploads this file)
+    junit = write_text_atomic(d / "junit.xml", to_junit(s, suite=f"mcudeploy.deploy.{rt}"))
+    return outputs | {f"run-summary-{rt}": summary_path, f"junit-{rt}": junit}, s
 
 
 def _simulator(board: Any, *, npu: bool) -> Any:
