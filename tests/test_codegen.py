@@ -206,8 +206,11 @@ def test_timer_follows_the_target() -> None:
 
 
 def test_unknown_uart_is_refused_before_writing(digits_int8, tmp_path: Path) -> None:
-    board = get_board("nrf52840dk")
-    with pytest.raises(UnsupportedError, match=f"board '{board.name}'.*'{board.uart.kind}'"):
+    import dataclasses
+
+    nrf = get_board("nrf52840dk")
+    board = dataclasses.replace(nrf, uart=dataclasses.replace(nrf.uart, kind="acme-uart"))
+    with pytest.raises(UnsupportedError, match=f"board '{board.name}'.*'acme-uart'.*have: .*nrf-uart"):
         codegen.generate(digits_int8, board, tmp_path / "p", runtime="c")
     assert leftovers(tmp_path) == []
 
