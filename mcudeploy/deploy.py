@@ -743,6 +743,14 @@ def _model_inputs(ctx: Context) -> dict[str, Any]:
     return o
 
 
+def _board_input(name: str | None) -> Any:
+    """A board as a stage input: its whole parsed definition, so an edited board file (given as a
+    path or found through MCUDEPLOY_BOARDS_PATH) re-runs the stages that used it."""
+    from .boards import get_board
+
+    return None if name is None else dataclasses.asdict(get_board(name))
+
+
 def _paths(ctx: Context, *keys: str) -> dict[str, Any]:
     return {k: ctx.artifacts.get(k) for k in keys}
 
@@ -785,7 +793,11 @@ def deploy_stages(cfg: dict[str, Any]) -> list[Stage]:
             "vela",
             "Vela compile / estimate for the NPU",
             _vela,
-            lambda ctx: {"opts": ctx.options["vela"], **_paths(ctx, "int8")},
+            lambda ctx: {
+                "opts": ctx.options["vela"],
+                "board": _board_input(ctx.options["vela"]["board"]),
+                **_paths(ctx, "int8"),
+            },
             enabled=lambda ctx: bool(ctx.options["vela"]["board"] or ctx.options["vela"]["accelerator"]),
         ),
     ]
@@ -798,6 +810,7 @@ def deploy_stages(cfg: dict[str, Any]) -> list[Stage]:
                 # only the TFLM runtime runs the Vela model; the C runtime's project ignores it
                 lambda ctx, rt=rt: {
                     "fw": ctx.options["firmware"]["board"],
+                    "board": _board_input(ctx.options["firmware"]["board"]),
                     "hardware": _on_hardware(ctx),
                     **_paths(ctx, "int8", *(("vela",) if rt == "tflm" else ())),
                 },

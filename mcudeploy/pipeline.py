@@ -8,6 +8,7 @@ intact, and a failed stage names itself while every earlier artifact stays on di
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -103,6 +104,24 @@ def _fingerprint(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def code_fingerprint() -> str:
+    """Hash of mcudeploy itself (its Python sources, firmware templates and board files): every
+    stage's output depends on the code that made it, so another mcudeploy re-runs the stages."""
+    from ._resources import package_data
+
+    h = hashlib.sha256()
+    roots = {
+        "mcudeploy": Path(__file__).resolve().parent,
+        "templates": Path(str(package_data("mcudeploy.templates"))),
+        "boards": Path(str(package_data("mcudeploy.boards_data"))),
+    }
+    for name, root in roots.items():
+        for p in sorted(q for q in root.rglob("*") if q.is_file() and "__pycache__" not in q.parts):
+            h.update(f"{name}/{p.relative_to(root).as_posix()}\0".encode() + p.read_bytes())
+    return h.hexdigest()
+
+
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -136,7 +155,7 @@ class Pipeline:
         for stage in self.stages:
             if not stage.enabled(self.ctx):
                 continue
-            key = _digest(_fingerprint(stage.inputs(self.ctx)))
+            key = _digest({"code": code_fingerprint(), "inputs": _fingerprint(stage.inputs(self.ctx))})
             prev = manifest["stages"].get(stage.name)
             skipped = bool(prev) and prev.get("inputs_sha256") == key and self._outputs_intact(prev)
             if skipped:

@@ -77,3 +77,40 @@ def test_failure_names_stage_and_keeps_earlier(tmp_path: Path):
     calls: list[str] = []
     Pipeline(_stages(calls), out, {"src": src, "n": 1}).run()
     assert calls == ["count"]
+
+
+def test_another_mcudeploy_reruns_every_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Outputs depend on the code that made them: a changed mcudeploy (sources, templates, boards)
+    never reuses what an older one cached."""
+    import mcudeploy.pipeline as pipeline
+
+    src = tmp_path / "in.txt"
+    src.write_text("hello int8 world")
+    calls: list[str] = []
+    Pipeline(_stages(calls), tmp_path / "out", {"src": src, "n": 1}).run()
+    monkeypatch.setattr(pipeline, "code_fingerprint", lambda: "another mcudeploy")
+    calls.clear()
+    Pipeline(_stages(calls), tmp_path / "out", {"src": src, "n": 1}).run()
+    assert calls == ["upper", "count"]
+
+
+def test_an_edited_board_file_reruns_the_stages_that_used_it(tmp_path: Path):
+    from mcudeploy.deploy import deploy_stages, load_config
+    from mcudeploy.pipeline import Context, _digest, _fingerprint
+
+    board = tmp_path / "myboard.toml"
+    from mcudeploy._resources import package_data
+
+    original = package_data("mcudeploy.boards_data").joinpath("qemu-an547.toml").read_text()
+    board.write_text(original.replace('name = "qemu-an547"', 'name = "myboard"'))
+    cfg = load_config(None, [("firmware", "board", str(board)), ("firmware", "runtime", "c")])
+    stages = {s.name: s for s in deploy_stages(cfg)}
+    ctx = Context(tmp_path / "out", cfg)
+
+    def key() -> str:
+        return _digest(_fingerprint(stages["generate-c"].inputs(ctx)))
+
+    before = key()
+    assert key() == before
+    board.write_text(board.read_text().replace("baud = 115200", "baud = 57600"))
+    assert key() != before
