@@ -16,6 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import ExitCode, MCUDeployError
+from ._guard import guard
 
 EPILOG = """\b
 Exit codes: 0 ok · 1 a gate failed · 2 bad input · 3 missing tool · 4 target/link failure.
@@ -49,6 +50,7 @@ def _discover() -> None:
         mod = importlib.import_module(f"{__name__}.{info.name}")
         cmd = getattr(mod, "command", None)
         if isinstance(cmd, click.Command):
+            guard(cmd)  # output paths checked before the work, --force, all outputs or none
             cli.add_command(cmd)
 
 

@@ -1,0 +1,121 @@
+"""Every command's output paths (the class, from the registry in mcudeploy.cli._guard): checked before
+any work, never replacing what is not an earlier mcudeploy output of the same kind without --force,
+and a command that fails leaves none of the files it had newly begun."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mcudeploy.cli import cli, run
+from mcudeploy.cli._guard import KINDS, OUTPUTS
+
+# Arguments that get each command past click's parsing; the guard refuses before the body runs, so
+# the input files only have to exist.
+ARGS = {
+    "advise": ["{keras}", "-d", "{npz}"],
+    "build": ["{dir}"],
+    "compile": ["{tflite}"],
+    "demo": [],
+    "deploy": [],
+    "evaluate": ["{tflite}", "-d", "{npz}"],
+    "generate": ["{tflite}", "--board", "qemu-an547"],
+    "harness-lib": [],
+    "header": ["{tflite}"],
+    "inspect": ["{tflite}"],
+    "optimize": ["{keras}", "-d", "{npz}", "--recipe", "qat"],
+    "quantize": ["{keras}", "--data", "{npz}"],
+    "run": ["--board", "qemu-an547", "--firmware", "{elf}", "--data", "{npz}"],
+}
+CASES = [(c, name, kind) for c, opts in sorted(OUTPUTS.items()) for name, kind in sorted(opts.items())]
+OUTPUT_LIKE = {"out", "out_dir", "output", "json_out", "csv_out", "tflite", "build_dir"}
+
+
+def test_every_output_option_is_guarded() -> None:
+    for name, cmd in cli.commands.items():
+        paths = {p.name for p in cmd.params if p.name in OUTPUT_LIKE and not getattr(p, "is_flag", False)}
+        assert paths <= set(OUTPUTS.get(name, {})), f"mcudeploy {name}: {paths} not in OUTPUTS"
+        if paths:
+            assert "force" in {p.name for p in cmd.params}
+
+
+def _argv(command: str, name: str, target: Path, tmp: Path) -> list[str]:
+    files = {"keras": tmp / "m.keras", "npz": tmp / "d.npz", "tflite": tmp / "m.tflite", "elf": tmp / "a.elf"}
+    for f in files.values():
+        f.write_bytes(b"input")
+    (tmp / "proj").mkdir(exist_ok=True)
+    fill = {**{k: str(v) for k, v in files.items()}, "dir": str(tmp / "proj")}
+    flag = max(next(p for p in cli.commands[command].params if p.name == name).opts, key=len)
+    return [command, *(a.format(**fill) for a in ARGS[command]), flag, str(target)]
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"/" for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize(("command", "name", "kind"), CASES, ids=[f"{c}-{n}" for c, n, _ in CASES])
+def test_what_is_not_ours_is_never_replaced(command, name, kind, tmp_path: Path, capsys) -> None:
+    work = tmp_path / "w"
+    work.mkdir()
+    target = work / "theirs"
+    if KINDS[kind].folder is False or kind == "keras":
+        target.write_text("the user's own file\n")
+    elif kind == "folder":
+        target.write_text("a file where a folder goes\n")
+    else:
+        target.mkdir()
+        (target / "thesis.tex").write_text("years of work\n")
+    argv = _argv(command, name, target, tmp_path)
+    before = _snapshot(work)
+    assert run(*argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert argv[-2] in err and str(target) in err and "Traceback" not in err
+    assert _snapshot(work) == before
+
+
+@pytest.mark.parametrize(("command", "name", "kind"), CASES, ids=[f"{c}-{n}" for c, n, _ in CASES])
+def test_unwritable_outputs_are_refused_before_any_work(command, name, kind, tmp_path: Path, capsys) -> None:
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "afile").write_text("x")
+    target = work / "afile" / "sub" / "out"
+    argv = _argv(command, name, target, tmp_path)
+    before = _snapshot(work)
+    assert run(*argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert argv[-2] in err and "is a file, not a folder" in err
+    assert _snapshot(work) == before
+
+
+def test_earlier_outputs_are_replaced_and_force_replaces_anything(digits_int8_path: Path, tmp_path: Path):
+    out = tmp_path / "inspect.json"
+    out.write_text('{"an": "earlier run"}')
+    assert run("inspect", digits_int8_path, "--json", out) == 0
+    assert '"operators"' in out.read_text() or '"ops"' in out.read_text()
+    out.write_text("notes")
+    assert run("inspect", digits_int8_path, "--json", out) == 2 and out.read_text() == "notes"
+    assert run("inspect", digits_int8_path, "--json", out, "--force") == 0 and out.read_text() != "notes"
+
+
+def test_a_failing_command_leaves_none_of_its_new_outputs(
+    digits_keras_path: Path, digits_test_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """quantize writes the .tflite, then the JSON; the disk fills up in between (a fault this test
+    cannot cause for real): neither is left."""
+    import errno
+
+    import mcudeploy._io as io
+
+    real = io.write_text_atomic
+
+    def full_for_json(path, text):  # type: ignore[no-untyped-def]
+        if str(path).endswith(".json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, text)
+
+    monkeypatch.setattr(io, "write_text_atomic", full_for_json)
+    out, js = tmp_path / "q.tflite", tmp_path / "q.json"
+    with pytest.raises(OSError):
+        run("--debug", "quantize", digits_keras_path, "--data", digits_test_npz, "-o", out, "--json", js)
+    assert not out.exists() and not js.exists()
