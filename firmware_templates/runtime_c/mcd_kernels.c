@@ -331,31 +331,13 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
 /* DEPTHWISE_CONV_2D with depth multiplier 1 and up to DW_TAPS filter taps: per output pixel a table of
  * one input pointer per tap (a row of input zero points, in the scratch buffer, for taps in the
  * padding), then channels in blocks of 4 with a plain loop over the taps. */
-#define DW_TAPS 64
+#define DW_TAPS 32
 
+#ifndef MCD_MVE
 static void dw_taps_requant(const int8_t *const *tp, int32_t T, const int8_t *w, int32_t C,
                             const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t ooff,
                             int32_t lo, int32_t hi, int8_t *y)
 {
-#ifdef MCD_MVE
-    int32_t c0 = 0;
-    for (; c0 + 4 <= C; c0 += 4) {
-        int32x4_t acc = vldrwq_s32(bias + c0);
-        const int8_t *wp = w + c0;
-        for (int32_t t = 0; t < T; ++t, wp += C)
-            acc = vaddq_s32(acc, vmulq_s32(vldrbq_s32(wp), vldrbq_s32(tp[t] + c0)));
-        vstrbq_s32(y + c0, mve_requant(acc, vldrwq_s32(mult + c0), vldrwq_s32(shift + c0), ooff, lo, hi));
-    }
-    if (c0 < C) {
-        const mve_pred16_t pr = vctp32q((uint32_t)(C - c0));
-        int32x4_t acc = vldrwq_z_s32(bias + c0, pr);
-        const int8_t *wp = w + c0;
-        for (int32_t t = 0; t < T; ++t, wp += C)
-            acc = vaddq_s32(acc, vmulq_s32(vldrbq_z_s32(wp, pr), vldrbq_z_s32(tp[t] + c0, pr)));
-        const int32x4_t v = mve_requant(acc, vldrwq_z_s32(mult + c0, pr), vldrwq_z_s32(shift + c0, pr), ooff, lo, hi);
-        vstrbq_p_s32(y + c0, v, pr);
-    }
-#else
     int32_t c0 = 0;
 #ifdef MCD_DSP
     for (; c0 + 4 <= C; c0 += 4) { /* channels c0..c0+3 of a word: bytes 0/2 and 1/3 as halfword pairs */
@@ -382,8 +364,58 @@ static void dw_taps_requant(const int8_t *const *tp, int32_t T, const int8_t *w,
         for (int32_t t = 0; t < T; ++t, wp += C) acc += *wp * tp[t][c0];
         y[c0] = requant1(acc, mult[c0], shift[c0], ooff, lo, hi);
     }
-#endif
 }
+#endif
+
+#ifdef MCD_MVE
+/* 4 output pixels x 4 channels per step: each weight vector is loaded once for the 4 pixels. tp holds
+ * DW_PIX tables of T tap pointers; pixels past npix repeat the last one and are not stored. */
+#define DW_PIX 4
+static inline __attribute__((always_inline)) int32x4_t dw_ld(const int8_t *p, mve_pred16_t pr, int tail)
+{
+    return tail ? vldrbq_z_s32(p, pr) : vldrbq_s32(p);
+}
+
+static inline __attribute__((always_inline)) void dw4_block(const int8_t *const *tp, int32_t T, int32_t npix,
+                                                            int32_t c0, mve_pred16_t pr, int tail,
+                                                            const int8_t *w, int32_t C, const int32_t *bias,
+                                                            const int32_t *mult, const int32_t *shift,
+                                                            int32_t ooff, int32_t lo, int32_t hi, int8_t *y,
+                                                            int32_t ystride)
+{
+    const int32x4_t vb = tail ? vldrwq_z_s32(bias + c0, pr) : vldrwq_s32(bias + c0);
+    int32x4_t a0 = vb, a1 = vb, a2 = vb, a3 = vb;
+    const int8_t *wp = w + c0;
+    for (int32_t t = 0; t < T; ++t, wp += C) {
+        const int32x4_t vw = dw_ld(wp, pr, tail);
+        a0 = vaddq_s32(a0, vmulq_s32(vw, dw_ld(tp[t] + c0, pr, tail)));
+        a1 = vaddq_s32(a1, vmulq_s32(vw, dw_ld(tp[DW_TAPS + t] + c0, pr, tail)));
+        a2 = vaddq_s32(a2, vmulq_s32(vw, dw_ld(tp[2 * DW_TAPS + t] + c0, pr, tail)));
+        a3 = vaddq_s32(a3, vmulq_s32(vw, dw_ld(tp[3 * DW_TAPS + t] + c0, pr, tail)));
+    }
+    const int32x4_t m = tail ? vldrwq_z_s32(mult + c0, pr) : vldrwq_s32(mult + c0);
+    const int32x4_t s = tail ? vldrwq_z_s32(shift + c0, pr) : vldrwq_s32(shift + c0);
+    int32x4_t acc[4] = {a0, a1, a2, a3};
+    for (int32_t j = 0; j < npix; ++j) {
+        const int32x4_t v = mve_requant(acc[j], m, s, ooff, lo, hi);
+        if (tail) vstrbq_p_s32(y + j * ystride + c0, v, pr);
+        else vstrbq_s32(y + j * ystride + c0, v);
+    }
+}
+
+static void dw4_mve(const int8_t *const *tp, int32_t T, int32_t npix, const int8_t *w, int32_t C,
+                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t ooff, int32_t lo,
+                    int32_t hi, int8_t *y)
+{
+    int32_t c0 = 0;
+    for (; c0 + 4 <= C; c0 += 4)
+        dw4_block(tp, T, npix, c0, 0, 0, w, C, bias, mult, shift, ooff, lo, hi, y, C);
+    if (c0 < C)
+        dw4_block(tp, T, npix, c0, vctp32q((uint32_t)(C - c0)), 1, w, C, bias, mult, shift, ooff, lo, hi, y, C);
+}
+#else
+#define DW_PIX 1
+#endif
 
 void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
 {
@@ -400,23 +432,36 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
     if (fast) fill_bytes(padrow, (int8_t)pad, C);
     for (int32_t b = 0; b < p[CV_N]; ++b) {
         const int8_t *xb = x + b * H * W * C;
-        for (int32_t oy = 0; oy < OH; ++oy) {
-            const int32_t iy0 = oy * SH - p[CV_PH];
-            for (int32_t ox = 0; ox < OW; ++ox, y += OC) {
-                const int32_t ix0 = ox * SW - p[CV_PW];
-                if (fast) {
-                    const int8_t *tp[DW_TAPS];
+        if (fast) { /* DW_PIX output pixels at a time (across rows), each with its table of tap pointers */
+            for (int32_t q0 = 0; q0 < OH * OW; q0 += DW_PIX) {
+                const int32_t npix = OH * OW - q0 < DW_PIX ? OH * OW - q0 : DW_PIX;
+                const int8_t *tp[DW_PIX * DW_TAPS];
+                for (int32_t j = 0; j < DW_PIX; ++j) {
+                    const int32_t q = q0 + (j < npix ? j : npix - 1);
+                    const int32_t iy0 = (q / OW) * SH - p[CV_PH], ix0 = (q % OW) * SW - p[CV_PW];
                     int32_t t = 0;
                     for (int32_t ky = 0; ky < KH; ++ky) {
                         const int32_t iy = iy0 + DH * ky;
                         for (int32_t kx = 0; kx < KW; ++kx, ++t) {
                             const int32_t ix = ix0 + DW * kx;
-                            tp[t] = iy < 0 || iy >= H || ix < 0 || ix >= W ? padrow : xb + (iy * W + ix) * C;
+                            tp[j * DW_TAPS + t] =
+                                iy < 0 || iy >= H || ix < 0 || ix >= W ? padrow : xb + (iy * W + ix) * C;
                         }
                     }
-                    dw_taps_requant(tp, t, w, C, bias, mult, shift, ooff, lo, hi, y);
-                    continue;
                 }
+#ifdef MCD_MVE
+                dw4_mve(tp, KH * KW, npix, w, C, bias, mult, shift, ooff, lo, hi, y);
+#else
+                dw_taps_requant(tp, KH * KW, w, C, bias, mult, shift, ooff, lo, hi, y);
+#endif
+                y += npix * OC;
+            }
+            continue;
+        }
+        for (int32_t oy = 0; oy < OH; ++oy) {
+            const int32_t iy0 = oy * SH - p[CV_PH];
+            for (int32_t ox = 0; ox < OW; ++ox, y += OC) {
+                const int32_t ix0 = ox * SW - p[CV_PW];
                 for (int32_t ic = 0; ic < C; ++ic)
                     for (int32_t m = 0; m < DM; ++m) {
                         const int32_t oc = m + ic * DM;
