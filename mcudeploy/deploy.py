@@ -42,8 +42,8 @@ SCHEMA: dict[str, dict[str, _Spec]] = {
     "optimize": {
         "recipe": ((str,), None),
         "data": ((str,), None),
-        "epochs": ((int,), 2),
-        "learning_rate": ((float, int), 1e-3),
+        "epochs": ((int,), 4),  # mcudeploy.optimize.FineTune's defaults
+        "learning_rate": ((float, int), None),  # None: per stage (STAGE_LEARNING_RATES)
         "batch_size": ((int,), 32),
         "sparsity": ((float, int), None),
         "schedule": ((str,), None),
@@ -303,7 +303,10 @@ def _optimize(ctx: Context) -> StageOut:
     o = ctx.options["optimize"]
     params = {f.name: o[f.name] for f in _recipe_fields() if o.get(f.name) is not None}
     recipe = parse_recipe(o["recipe"], **params)
-    ft = FineTune(epochs=o["epochs"], learning_rate=float(o["learning_rate"]), batch_size=o["batch_size"])
+    lr = o["learning_rate"]
+    ft = FineTune(
+        epochs=o["epochs"], learning_rate=None if lr is None else float(lr), batch_size=o["batch_size"]
+    )
     x, y = load_labelled(_train_data(ctx, "optimize"))
     res = optimize(load_keras(ctx.artifact("keras")), x, y, recipe, ft, show_progress=False)
     suffix = ".h5" if is_qat_model(res.keras) else ".keras"

@@ -224,3 +224,63 @@ def test_cli_bad_input(train_npz, digits_keras_path, tmp_path):
     assert run(*base, "--recipe", "qat", "-o", tmp_path / "x.keras") == ExitCode.BAD_INPUT  # QAT → .h5
     assert run(*base[:2], "--data", tmp_path / "missing.npz", "--recipe", "qat") == ExitCode.BAD_INPUT
     assert not list(tmp_path.iterdir())
+
+
+# -- fine-tuning that keeps accuracy --------------------------------------------------------
+def test_hold_out_is_seeded_disjoint_and_not_the_tail():
+    from mcudeploy.optimize import _split
+
+    x, y = np.arange(100, dtype=np.float32)[:, None], np.repeat(np.arange(10), 10)  # sorted by class
+    xt, _, (xv, yv) = _split(x, y, FineTune(seed=3))
+    assert len(xv) == 10 and len(xt) == 90 and not set(xv[:, 0]) & set(xt[:, 0])
+    assert len(set(yv)) > 1  # a tail split would hold out class 9 only
+    again = _split(x, y, FineTune(seed=3))
+    assert np.array_equal(again[2][0], xv) and not np.array_equal(_split(x, y, FineTune(seed=4))[2][0], xv)
+    assert _split(x[:5], y[:5], FineTune())[2] is None  # too few samples to hold any out
+    assert _split(x, y, FineTune(validation_split=0.0))[2] is None
+
+
+def test_stage_rates_and_drop_advice():
+    from mcudeploy.optimize import STAGE_LEARNING_RATES, drop_advice
+
+    ft = FineTune()
+    assert ft.learning_rate is None and all(ft.rate(s) <= 1e-4 for s in STAGE_LEARNING_RATES)
+    assert FineTune(learning_rate=3e-3).rate("cluster") == 3e-3
+    text = drop_advice(
+        parse_recipe("prune-cluster", sparsity=0.6, clusters=16), FineTune(learning_rate=1e-3), 28.0
+    )
+    assert "lost 28.00 pp" in text and "--epochs 8" in text and "--lr 0.0001" in text
+    assert "--sparsity 0.4" in text and "--clusters 32" in text and "--recipe pcqat" in text
+    text = drop_advice(parse_recipe("qat"), FineTune(), 2.0)
+    assert "--lr" not in text and "--sparsity" not in text and "--recipe" not in text
+
+
+@pytest.mark.slow
+def test_each_stage_keeps_its_best_epoch_after_the_sparsity_target(digits_keras, digits_split):
+    x, y = digits_split.x_train[:320], digits_split.y_train[:320]
+    result = optimize(
+        digits_keras, x, y, parse_recipe("prune", sparsity=0.5), FineTune(epochs=3, batch_size=32)
+    )
+    (h,) = result.history
+    assert h["learning_rate"] == 1e-4 and len(h["val_accuracy_by_epoch"]) == 3
+    # The polynomial schedule reaches 50 % at 2/3 of the steps: epochs before that cannot be kept.
+    assert h["first_eligible_epoch"] == 2
+    eligible = h["val_accuracy_by_epoch"][1:]
+    assert h["epoch_kept"] == 2 + max(i for i, v in enumerate(eligible) if v == max(eligible))
+    assert h["val_accuracy"] == h["val_accuracy_by_epoch"][h["epoch_kept"] - 1]
+    kernels = [w for w in result.keras.get_weights() if w.ndim == 4 and w.shape[-2] > 1 and w.shape[-1] > 1]
+    assert all(np.mean(w == 0) >= 0.5 - EPS for w in kernels)  # the kept epoch is at the target
+
+
+@pytest.mark.slow
+def test_max_drop_gate_and_warning(train_npz, digits_keras_path, tmp_path, capsys):
+    # 95 % of the weights zero and three values left: no fine-tuning brings a CNN back from that.
+    args = (
+        "optimize", digits_keras_path, "--data", train_npz, "--recipe", "prune-cluster", "--sparsity", 0.95,
+        "--clusters", 3, "--epochs", 1, "-o", tmp_path / "broken.keras", "--max-drop", 1,
+    )  # fmt: skip
+    assert run(*args) == ExitCode.GATE_FAILED
+    err = capsys.readouterr().err
+    assert "warning: prune-cluster lost" in err and "--clusters 6" in err and "--sparsity 0.75" in err
+    assert "more than --max-drop 1" in err
+    assert (tmp_path / "broken.keras").is_file()  # the gate runs after the outputs are written

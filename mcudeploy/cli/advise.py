@@ -44,7 +44,7 @@ def command(
     sparsity: float | None,
     clusters: int | None,
     epochs: int,
-    lr: float,
+    lr: float | None,
     batch_size: int,
     seed: int,
     csv_out: Path | None,
@@ -89,6 +89,23 @@ def command(
         write_text_atomic(csv_out, to_csv(rows))
     if not emit_json(json_out, json.dumps([r.to_dict() for r in rows], indent=2, sort_keys=True) + "\n"):
         _print(console, rows)
+    _warn_drops(rows, names, params, FineTune(epochs, lr, batch_size, seed))
+
+
+def _warn_drops(rows: list[Any], names: tuple[str, ...], params: dict[str, Any], ft: Any) -> None:
+    """A warning naming the fix for each recipe that lost more than 1 pp against plain int8."""
+    from ..advise import BASELINE
+    from ..console import err_console
+    from ..optimize import WARN_DROP_PP, drop_advice, parse_recipe
+
+    acc = {r.recipe: r.accuracy for r in rows}
+    if BASELINE not in acc:
+        return
+    for name in names:
+        drop = round(100 * (acc[BASELINE] - acc.get(name, acc[BASELINE])), 2)
+        if name != BASELINE and drop > WARN_DROP_PP:
+            advice = drop_advice(parse_recipe(name, **params), ft, drop)
+            err_console.print(f"warning: {advice}", highlight=False, markup=False)
 
 
 def _print(console: Any, rows: list[Any]) -> None:
