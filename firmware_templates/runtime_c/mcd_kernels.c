@@ -161,13 +161,13 @@ static inline int32_t sxtb16_ror8(uint32_t x) /* bytes 1 and 3, sign-extended to
 
 /* out[o] = requant(bias[o] + sum_k w[o][k] * x[k]) for o < O: the inner loop of CONV_2D (one output
  * pixel, x its im2col patch) and FULLY_CONNECTED (one batch row). w is in the generator's blocked layout
- * (lower.py blocked_rows): per block of 4 rows, chunks of 16 bytes of each row side by side
- * ([O/4][K/16][4][16], zero-padded), so a block is one pointer walking forward. */
+ * (lower.py blocked_rows): per block of 4 rows, the rows' 16-byte chunks side by side ([K/16][4][16]),
+ * then each row's last K % 16 bytes ([4][K % 16]); a block is 4 * K bytes walked by one pointer. */
 static void gemv_requant(const int8_t *x, const int8_t *w, int32_t K, int32_t O, const int32_t *bias,
                          const int32_t *mult, const int32_t *shift, int32_t ooff, int32_t lo, int32_t hi,
                          int8_t *out)
 {
-    const int32_t block = ((K + 15) >> 4) * 64;
+    const int32_t block = 4 * K;
 #if defined(MCD_MVE)
     const int32_t full = K >> 4, tail = K & 15;
     const mve_pred16_t ptail = vctp8q((uint32_t)tail);
@@ -181,12 +181,12 @@ static void gemv_requant(const int8_t *x, const int8_t *w, int32_t K, int32_t O,
             a2 = vmladavaq_s8(a2, vldrbq_s8(wp + 32), vx);
             a3 = vmladavaq_s8(a3, vldrbq_s8(wp + 48), vx);
         }
-        if (tail) { /* the padded weights are 0; the input is read only up to K */
+        if (tail) { /* each row's last K % 16 bytes, predicated */
             const int8x16_t vx = vldrbq_z_s8(xp, ptail);
-            a0 = vmladavaq_s8(a0, vldrbq_s8(wp), vx);
-            a1 = vmladavaq_s8(a1, vldrbq_s8(wp + 16), vx);
-            a2 = vmladavaq_s8(a2, vldrbq_s8(wp + 32), vx);
-            a3 = vmladavaq_s8(a3, vldrbq_s8(wp + 48), vx);
+            a0 = vmladavaq_s8(a0, vldrbq_z_s8(wp, ptail), vx);
+            a1 = vmladavaq_s8(a1, vldrbq_z_s8(wp + tail, ptail), vx);
+            a2 = vmladavaq_s8(a2, vldrbq_z_s8(wp + 2 * tail, ptail), vx);
+            a3 = vmladavaq_s8(a3, vldrbq_z_s8(wp + 3 * tail, ptail), vx);
         }
         int32x4_t acc = vdupq_n_s32(a0);
         acc = vsetq_lane_s32(a1, acc, 1);
@@ -232,11 +232,11 @@ static void gemv_requant(const int8_t *x, const int8_t *w, int32_t K, int32_t O,
         a[2] = a2;
         a[3] = a3;
 #endif
-        for (; k > 0; k -= 16, xp += 16, wp += 64) {
-            const int32_t n = k < 16 ? k : 16;
+        for (; k >= 16; k -= 16, xp += 16, wp += 64)
             for (int r = 0; r < 4; ++r)
-                for (int32_t j = 0; j < n; ++j) a[r] += wp[16 * r + j] * xp[j];
-        }
+                for (int32_t j = 0; j < 16; ++j) a[r] += wp[16 * r + j] * xp[j];
+        for (int r = 0; r < 4; ++r) /* each row's last K % 16 bytes */
+            for (int32_t j = 0; j < k; ++j) a[r] += wp[k * r + j] * xp[j];
         const int32_t rows = O - o < 4 ? O - o : 4;
         for (int r = 0; r < rows; ++r)
             out[o + r] = requant1(a[r] + bias[o + r], mult[o + r], shift[o + r], ooff, lo, hi);

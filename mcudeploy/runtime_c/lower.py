@@ -190,14 +190,17 @@ def _weights(c: _Ctx, w: Tensor) -> np.ndarray:
 
 
 def blocked_rows(w: np.ndarray) -> np.ndarray:
-    """Weights (O, K) in the GEMV kernels' layout: blocks of 4 rows, each row cut in chunks of 16 bytes,
-    the 4 rows' chunks side by side ([O/4][K/16][4][16]), zero-padded; so one pointer walks a block and
-    the MVE loop loads 4 rows x 16 bytes per step without predication (see gemv_requant)."""
+    """Weights (O, K) in the GEMV kernels' layout, one block of 4 rows (zero rows pad the last) after
+    another: first the 4 rows' 16-byte chunks side by side ([K/16][4][16]), then the 4 rows' last K % 16
+    bytes one after the other ([4][K % 16]). One pointer walks a block and the MVE loop loads 4 rows x
+    16 bytes per step without predication (see gemv_requant in mcd_kernels.c)."""
     o, k = w.shape
-    ob, kc = -(-o // 4), -(-k // 16)
-    padded = np.zeros((ob * 4, kc * 16), np.int8)
-    padded[:o, :k] = w
-    return np.ascontiguousarray(padded.reshape(ob, 4, kc, 16).transpose(0, 2, 1, 3))
+    ob, full = -(-o // 4), k // 16
+    padded = np.zeros((ob * 4, k), np.int8)
+    padded[:o] = w
+    head = padded[:, : full * 16].reshape(ob, 4, full, 16).transpose(0, 2, 1, 3).reshape(ob, -1)
+    tail = padded[:, full * 16 :].reshape(ob, -1)
+    return np.ascontiguousarray(np.concatenate([head, tail], axis=1))
 
 
 def _folded_bias(c: _Ctx, k: int, wsum: np.ndarray, ioff: int) -> list[int]:
