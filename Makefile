@@ -12,11 +12,14 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: all demo test fuzz lint bench setup toolchain venv clean
+FARM_VENV := .venv-farm
+FARM_STAMP := $(FARM_VENV)/.installed
+
+.PHONY: all demo test fuzz lint bench setup toolchain venv farm clean
 
 all: test
 
-setup: venv toolchain
+setup: venv toolchain farm
 
 venv: $(STAMP)
 
@@ -46,6 +49,21 @@ toolchain:
 	    exit 3; \
 	  fi; \
 	fi
+
+# Board farms (tests/test_farm.py): labgrid in its own virtualenv, since it replaces pyserial with its
+# pyserial-labgrid fork; that venv sees .venv's packages after its own. Its exporter runs Debian's ser2net.
+farm: $(FARM_STAMP)
+	@command -v ser2net >/dev/null 2>&1 || test -x /usr/sbin/ser2net || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ser2net || exit 3; \
+	  else echo "run: sudo apt-get install -y ser2net"; exit 3; fi; }
+
+$(FARM_STAMP): $(STAMP)
+	@test -x $(FARM_VENV)/bin/python || $(PYTHON) -m venv $(FARM_VENV)
+	$(FARM_VENV)/bin/python -m pip install --quiet 'labgrid>=24'
+	echo "import site; site.addsitedir('$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')')" \
+	  > "$$($(FARM_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_mcudeploy_venv.pth"
+	@touch $@
 
 demo: setup
 	$(VENV)/bin/mcudeploy deploy -c examples/mcudeploy.toml -o build/demo

@@ -507,8 +507,9 @@ def run_on_target(ctx: Context, rt: str) -> StageOut:
     with contextlib.ExitStack() as stack:
         baud = o["baudrate"]
         if o["labgrid_place"]:
-            from .targets.labgrid import flash, open_place
+            from .targets.labgrid import flash, hold_place, open_place
 
+            stack.enter_context(hold_place(o["labgrid_place"], coordinator=o["coordinator"]))
             place = open_place(o["labgrid_place"], coordinator=o["coordinator"])
             if place.flasher:
                 flash(place, ctx.artifact(f"elf-{rt}"))

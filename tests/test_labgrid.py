@@ -32,7 +32,7 @@ def test_network_serial_port_maps_to_rfc2217_or_raw_socket(lg) -> None:
 
     t = lg.Target("farm")
     rfc = NetworkSerialPort(t, name="uart", host="exporter-3", port=5002, speed=921600)
-    assert lgmod.serial_url(rfc) == ("rfc2217://exporter-3:5002", 921600)
+    assert lgmod.serial_url(rfc) == ("rfc2217://exporter-3:5002?ign_set_control", 921600)
     raw = NetworkSerialPort(t, name="raw", host="10.0.0.7", port=4001, protocol="raw")
     assert lgmod.serial_url(raw) == ("socket://10.0.0.7:4001", 115200)
     odd = NetworkSerialPort(t, name="odd", host="h", port=1, protocol="telnet")
@@ -67,7 +67,7 @@ def test_place_picks_its_serial_port_and_the_flasher_labgrid_binds(lg) -> None:
     NetworkUSBMassStorage(t, name="daplink", **usb)
     place = lgmod.place_from_target("rack-1", t)
     assert (place.url, place.baudrate, place.serial_resource) == (
-        "rfc2217://exporter-1:5000",
+        "rfc2217://exporter-1:5000?ign_set_control",
         115200,
         "NetworkSerialPort",
     )

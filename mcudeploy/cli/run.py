@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -160,13 +161,12 @@ def command(
         raise ConfigError("give --firmware ELF or --project DIR (or --port for a board already flashed)")
     board = get_board(board_name)
     place = None
-    if labgrid_place:  # labgrid resolves the place; it is the engine for shared farms, not us
-        from ..targets.labgrid import open_place
+    if labgrid_place:
+        from ..targets.labgrid import labgrid
 
         if port:
             raise ConfigError("give --port or --labgrid-place, not both")
-        place = open_place(labgrid_place)
-        port, baud = place.url, baud or place.baudrate
+        labgrid()  # a missing labgrid is said before any work
     model_path = model_path or _project_model(project)
     if model_path is None:
         raise InputError(
@@ -183,7 +183,16 @@ def command(
         x, y = x[:limit], y[:limit]
     out = out_dir or Path(f"run-{board.name}")
     # one process per results folder: a second run waits (and says for whom) instead of interleaving
-    with folder_lock(out, notice=lambda text: err_console.print(f"note: {text}", markup=False)):
+    with (
+        folder_lock(out, notice=lambda text: err_console.print(f"note: {text}", markup=False)),
+        contextlib.ExitStack() as holding,
+    ):
+        if labgrid_place:  # labgrid resolves and locks the place; it is the engine for shared farms, not us
+            from ..targets.labgrid import hold_place, open_place
+
+            holding.enter_context(hold_place(labgrid_place))  # refused when another run holds the board
+            place = open_place(labgrid_place)
+            port, baud = place.url, baud or place.baudrate
         runtime = None
         if project is not None:
             from ..build import build

@@ -4,14 +4,14 @@ labgrid is the existing engine for shared board farms (coordinator, exporters, p
 mcudeploy does not build its own. A place's resources come from labgrid's coordinator through its own
 ``RemotePlace``; this module only maps them onto what mcudeploy needs:
 
-- ``NetworkSerialPort`` (an exporter's ser2net) → ``rfc2217://host:port`` or, for ``protocol =
+- ``NetworkSerialPort`` (an exporter's ser2net) → ``rfc2217://host:port?ign_set_control`` or, for ``protocol =
   "raw"``, ``socket://host:port``; a local ``RawSerialPort`` / ``USBSerialPort`` → its device path.
 - the flasher: the first of :data:`FLASH_DRIVERS` whose labgrid ``bindings`` accept one of the
   place's resources (the bindings are labgrid's data, not a table of ours).
 
 labgrid is optional (``pip install 'mcudeploy[farm]'`` or ``pip install labgrid``); without it every
-entry point raises a :class:`ToolMissingError` that says so. The place must be acquired
-(``labgrid-client -p NAME acquire``).
+entry point raises a :class:`ToolMissingError` that says so. A run holds the place (:func:`hold_place`):
+labgrid's acquisition is the lock that keeps two runs off one board.
 """
 
 from __future__ import annotations
@@ -73,7 +73,10 @@ def serial_url(resource: Any) -> tuple[str, int]:
             raise ConfigError(
                 f"{kind} on {resource.host}: unknown protocol {resource.protocol!r} (rfc2217, raw)"
             )
-        return f"{scheme}://{resource.host}:{resource.port}", int(resource.speed)
+        # ser2net (what labgrid's exporter runs) does not answer RFC 2217 SET_CONTROL for every device
+        # (a pty never does), and pyserial would wait for that answer forever: tell it not to.
+        option = "?ign_set_control" if scheme == "rfc2217" else ""
+        return f"{scheme}://{resource.host}:{resource.port}{option}", int(resource.speed)
     if isinstance(resource, lg.resource.SerialPort):
         if not resource.port:
             raise TargetError(f"{kind} {resource.name or ''} has no device node (is the adapter plugged in?)")
@@ -143,6 +146,81 @@ def _coordinator(address: str | None) -> Iterator[None]:
                 os.environ["LG_COORDINATOR"] = old
 
 
+def _session_error(e: Exception, name: str, where: str) -> Exception:
+    if isinstance(e, ConnectionRefusedError) or "connect to coordinator" in str(e):
+        return LinkError(f"cannot reach the labgrid coordinator at {where}", hint=COORDINATOR_HINT)
+    return TargetError(
+        f"labgrid place '{name}' (coordinator {where}): {type(e).__name__}: {e}",
+        hint="check `labgrid-client places`",
+    )
+
+
+@contextlib.contextmanager
+def hold_place(name: str, *, coordinator: str | None = None) -> Iterator[str]:
+    """Hold place ``name`` for one run; yields the holder (``host/user`` as labgrid names them).
+
+    The place's acquisition in the coordinator is the lock: an idle place is acquired here and
+    released afterwards; one this user already holds on this host (``labgrid-client acquire``;
+    LG_USERNAME / LG_HOSTNAME count, as for labgrid-client) is used and left held; one held by anyone
+    else is refused with a :class:`TargetError` naming the holder, so two runs never share a board.
+    """
+    labgrid()
+    import grpc
+    from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
+    from labgrid.resource.remote import RemotePlaceManager
+
+    where = coordinator or os.environ.get("LG_COORDINATOR", "127.0.0.1:20408")
+    # labgrid's own client session: the coordinator takes one stream per process, and open_place's
+    # RemotePlace (which needs the place acquired first) reuses the manager's session.
+    manager = RemotePlaceManager.get()
+    try:
+        if manager.session is None:
+            manager.env, manager.url = None, where
+            manager._start()
+        session = manager.session
+    except Exception as e:  # ConnectionRefusedError, grpc errors, labgrid's UserError / ServerError
+        raise _session_error(e, name, where) from None
+    run = session.loop.run_until_complete
+    me = f"{session.gethostname()}/{session.getuser()}"
+
+    def holder() -> str | None:
+        run(session.sync_with_coordinator())
+        try:
+            return session.get_place(name).acquired or None
+        except Exception as e:  # labgrid's UserError: no such place
+            raise TargetError(
+                f"labgrid place '{name}' (coordinator {where}): {e}",
+                hint="list them with `labgrid-client places`",
+            ) from None
+
+    def refuse(held_by: str) -> TargetError:
+        return TargetError(
+            f"labgrid place '{name}' is held by {held_by}: another run (or user) has the board",
+            hint=f"wait until it is released (labgrid-client -p {name} release), or run as {held_by}",
+        )
+
+    acquired_here = False
+    try:
+        held_by = holder()
+        if held_by not in (None, me):
+            raise refuse(held_by)
+        if held_by is None:
+            try:
+                run(session.stub.AcquirePlace(pb.AcquirePlaceRequest(placename=name)))
+                run(session.sync_with_coordinator())  # the session sees its own acquisition
+            except grpc.aio.AioRpcError:  # lost a race: someone acquired it since we looked
+                raise refuse(holder() or "another client") from None
+            acquired_here = True
+        yield me
+    finally:
+        if acquired_here:
+            try:
+                run(session.stub.ReleasePlace(pb.ReleasePlaceRequest(placename=name)))
+                run(session.sync_with_coordinator())
+            except Exception:  # the run's own outcome matters more than a failed release
+                pass
+
+
 def open_place(name: str, *, coordinator: str | None = None) -> LabgridPlace:
     """Resolve labgrid place ``name`` through the coordinator (``coordinator`` or $LG_COORDINATOR)."""
     lg = labgrid()
@@ -155,14 +233,7 @@ def open_place(name: str, *, coordinator: str | None = None) -> LabgridPlace:
             RemotePlace(target, name=name)  # the manager asks the coordinator for the place's resources
             target.update_resources()
     except Exception as e:  # labgrid raises its own zoo (unknown place, not acquired, gRPC errors)
-        if isinstance(e, ConnectionRefusedError) or "connect to coordinator" in str(e):
-            raise LinkError(
-                f"cannot reach the labgrid coordinator at {where}", hint=COORDINATOR_HINT
-            ) from None
-        raise TargetError(
-            f"labgrid place '{name}' (coordinator {where}): {type(e).__name__}: {e}",
-            hint="check `labgrid-client places` and acquire it: labgrid-client -p NAME acquire",
-        ) from None
+        raise _session_error(e, name, where) from None
     return place_from_target(name, target)
 
 

@@ -35,11 +35,13 @@ class Transport:
         deadline = time.monotonic() + self.open_timeout
         while True:
             try:
+                # pyserial's rfc2217 client (labgrid's ser2net links) refuses a write timeout
+                write_timeout = None if self.url.startswith("rfc2217://") else 10.0
                 port = serial.serial_for_url(
                     self.url,
                     baudrate=self.baudrate,
                     timeout=self.poll_timeout,
-                    write_timeout=10.0,
+                    write_timeout=write_timeout,
                     do_not_open=True,
                 )
                 # pyserial's open() discards whatever already arrived (reset_input_buffer); a simulator
