@@ -244,7 +244,7 @@ static void gemv_requant(const int8_t *x, const int8_t *w, int32_t K, int32_t O,
 #endif
 }
 
-static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+static inline void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
 {
 #ifdef MCD_MVE
     for (; n > 0; n -= 16, src += 16, dst += 16) {
@@ -257,7 +257,7 @@ static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
 #endif
 }
 
-static void fill_bytes(int8_t *dst, int8_t v, int32_t n)
+static inline void fill_bytes(int8_t *dst, int8_t v, int32_t n)
 {
     while (n-- > 0) *dst++ = v;
 }
@@ -290,6 +290,11 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
                 const int8_t *patch;
                 if (direct) {
                     patch = xb + (iy0 * W + ix0) * C;
+                } else if (DW == 1 && iy0 >= 0 && ix0 >= 0 && iy0 + (KH - 1) * DH < H && ix0 + KW - 1 < W) {
+                    /* the whole window inside: one copy per filter row */
+                    const int8_t *row = xb + (iy0 * W + ix0) * C;
+                    for (int32_t ky = 0; ky < KH; ++ky, row += DH * W * C) copy_bytes(col + ky * KW * C, row, KW * C);
+                    patch = col;
                 } else {
                     int8_t *d = col;
                     for (int32_t ky = 0; ky < KH; ++ky) {
