@@ -163,7 +163,7 @@ static inline int32_t sxtb16_ror8(uint32_t x) /* bytes 1 and 3, sign-extended to
  * pixel, x its im2col patch) and FULLY_CONNECTED (one batch row). w is in the generator's blocked layout
  * (lower.py blocked_rows): per block of 4 rows, the rows' 16-byte chunks side by side ([K/16][4][16]),
  * then each row's last K % 16 bytes ([4][K % 16]); a block is 4 * K bytes walked by one pointer. */
-static void gemv_requant(const int8_t *x, const int8_t *w, int32_t K, int32_t O, const int32_t *bias,
+static __attribute__((noinline)) void gemv_requant(const int8_t *x, const int8_t *w, int32_t K, int32_t O, const int32_t *bias,
                          const int32_t *mult, const int32_t *shift, int32_t ooff, int32_t lo, int32_t hi,
                          int8_t *out)
 {
@@ -203,12 +203,10 @@ static void gemv_requant(const int8_t *x, const int8_t *w, int32_t K, int32_t O,
             vstrbq_p_s32(out + o, v, p4);
         }
     }
-#else
+#elif defined(MCD_DSP)
     for (int32_t o = 0; o < O; o += 4, w += block) {
         const int8_t *wp = w, *xp = x;
-        int32_t a[4] = {0, 0, 0, 0}, k = K;
-#if defined(MCD_DSP)
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, k = K;
         for (; k >= 16; k -= 16, xp += 16, wp += 64) { /* SMLAD: two 16-bit MACs per instruction */
             for (int j = 0; j < 16; j += 4) {
                 const uint32_t vx = ld32(xp + j);
@@ -227,11 +225,28 @@ static void gemv_requant(const int8_t *x, const int8_t *w, int32_t K, int32_t O,
                 a3 = __smlad(sxtb16_ror8(u), xb, a3);
             }
         }
-        a[0] = a0;
-        a[1] = a1;
-        a[2] = a2;
-        a[3] = a3;
-#endif
+        for (int32_t j = 0; j < k; ++j) { /* each row's last K % 16 bytes */
+            const int32_t v = xp[j];
+            a0 += wp[j] * v;
+            a1 += wp[k + j] * v;
+            a2 += wp[2 * k + j] * v;
+            a3 += wp[3 * k + j] * v;
+        }
+        if (O - o >= 4) {
+            out[o] = requant1(a0 + bias[o], mult[o], shift[o], ooff, lo, hi);
+            out[o + 1] = requant1(a1 + bias[o + 1], mult[o + 1], shift[o + 1], ooff, lo, hi);
+            out[o + 2] = requant1(a2 + bias[o + 2], mult[o + 2], shift[o + 2], ooff, lo, hi);
+            out[o + 3] = requant1(a3 + bias[o + 3], mult[o + 3], shift[o + 3], ooff, lo, hi);
+        } else {
+            const int32_t a[4] = {a0, a1, a2, a3};
+            for (int32_t r = 0; r < O - o; ++r)
+                out[o + r] = requant1(a[r] + bias[o + r], mult[o + r], shift[o + r], ooff, lo, hi);
+        }
+    }
+#else
+    for (int32_t o = 0; o < O; o += 4, w += block) {
+        const int8_t *wp = w, *xp = x;
+        int32_t a[4] = {0, 0, 0, 0}, k = K;
         for (; k >= 16; k -= 16, xp += 16, wp += 64)
             for (int r = 0; r < 4; ++r)
                 for (int32_t j = 0; j < 16; ++j) a[r] += wp[16 * r + j] * xp[j];
@@ -339,7 +354,8 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
 #define DW_TAPS 32
 
 #ifndef MCD_MVE
-static void dw_taps_requant(const int8_t *const *tp, int32_t T, const int8_t *w, int32_t C,
+/* noinline: inlined into the pixel loop its 4 accumulators spill on Cortex-M4 */
+static __attribute__((noinline)) void dw_taps_requant(const int8_t *const *tp, int32_t T, const int8_t *w, int32_t C,
                             const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t ooff,
                             int32_t lo, int32_t hi, int8_t *y)
 {
@@ -408,7 +424,7 @@ static inline __attribute__((always_inline)) void dw4_block(const int8_t *const 
     }
 }
 
-static void dw4_mve(const int8_t *const *tp, int32_t T, int32_t npix, const int8_t *w, int32_t C,
+static __attribute__((noinline)) void dw4_mve(const int8_t *const *tp, int32_t T, int32_t npix, const int8_t *w, int32_t C,
                     const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t ooff, int32_t lo,
                     int32_t hi, int8_t *y)
 {
@@ -438,12 +454,16 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
     for (int32_t b = 0; b < p[CV_N]; ++b) {
         const int8_t *xb = x + b * H * W * C;
         if (fast) { /* DW_PIX output pixels at a time (across rows), each with its table of tap pointers */
+            int32_t oy = 0, ox = 0; /* the first pixel of the group */
             for (int32_t q0 = 0; q0 < OH * OW; q0 += DW_PIX) {
                 const int32_t npix = OH * OW - q0 < DW_PIX ? OH * OW - q0 : DW_PIX;
                 const int8_t *tp[DW_PIX * DW_TAPS];
-                for (int32_t j = 0; j < DW_PIX; ++j) {
-                    const int32_t q = q0 + (j < npix ? j : npix - 1);
-                    const int32_t iy0 = (q / OW) * SH - p[CV_PH], ix0 = (q % OW) * SW - p[CV_PW];
+                for (int32_t j = 0, py = oy, px = ox; j < DW_PIX; ++j) {
+                    const int32_t iy0 = py * SH - p[CV_PH], ix0 = px * SW - p[CV_PW];
+                    if (j + 1 < npix && ++px == OW) { /* the next pixel; past npix repeat the last */
+                        px = 0;
+                        ++py;
+                    }
                     int32_t t = 0;
                     for (int32_t ky = 0; ky < KH; ++ky) {
                         const int32_t iy = iy0 + DH * ky;
@@ -460,6 +480,11 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
                 dw_taps_requant(tp, KH * KW, w, C, bias, mult, shift, ooff, lo, hi, y);
 #endif
                 y += npix * OC;
+                for (int32_t j = 0; j < npix; ++j)
+                    if (++ox == OW) {
+                        ox = 0;
+                        ++oy;
+                    }
             }
             continue;
         }
