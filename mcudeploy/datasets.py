@@ -151,7 +151,11 @@ def load_image_folder(
 
 
 def fit_shape(x: np.ndarray, shape: Shape, name: str) -> np.ndarray:
-    """Check ``x`` is ``(N, *shape)``; add a trailing channel axis of 1 if that is all that is missing."""
+    """Check ``x`` is ``(N, *shape)``; add a trailing channel axis of 1 if that is all that is missing,
+    and take NCHW samples of an (H, W, C) input in NHWC order."""
+    from .quantio import nchw_to_nhwc
+
+    x = nchw_to_nhwc(x, shape)
     if x.shape[1:] == shape:
         return x
     if shape and shape[-1] == 1 and x.shape[1:] == shape[:-1]:

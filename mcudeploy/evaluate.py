@@ -119,9 +119,15 @@ def run_host_tflm(model: Model, x: np.ndarray, label: str = "host TFLM") -> np.n
 
 
 def run_float(keras_model: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Float outputs of a Keras model (or a SavedModel's serving signature)."""
+    """Float outputs of a Keras model (or a SavedModel's serving signature); a model read from ONNX
+    runs as the ONNX file in onnxruntime, so the float rung is the original model."""
     from ._tf import quiet_tf_stderr
 
+    onnx_path = getattr(keras_model, "mcudeploy_onnx_path", None)
+    if onnx_path is not None:
+        from .onnx_import import run_onnx
+
+        return run_onnx(onnx_path, x)
     if hasattr(keras_model, "predict"):
         with quiet_tf_stderr():
             pred = keras_model.predict(x.astype(np.float32), batch_size=batch, verbose=0)
@@ -216,7 +222,8 @@ def evaluate(
 
     if float_model is not None:
         xf = x.astype(np.float32) if x.dtype.kind == "f" else dequantize(x, t_in)
-        add("float", "keras", run_float(float_model, xf))
+        runtime = "onnxruntime" if getattr(float_model, "mcudeploy_onnx_path", None) else "keras"
+        add("float", runtime, run_float(float_model, xf))
     ref = run_tflite(int8, xq, reference=True, label="TFLite int8 (reference kernels)")
     add("tflite-int8", "tflite (reference kernels)", ref)
     tflm = run_host_tflm(int8, xq)

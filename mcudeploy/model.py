@@ -820,7 +820,7 @@ def is_qat_model(keras_model: Any) -> bool:
 
 
 def load_keras(path: str | os.PathLike[str]) -> Any:
-    """Load a Keras model (.keras / .h5) or a SavedModel folder as a tf.keras model."""
+    """Load a Keras model (.keras / .h5), a SavedModel folder or an ONNX model as a tf.keras model."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file or folder")
@@ -835,10 +835,14 @@ def load_keras(path: str | os.PathLike[str]) -> Any:
                 return tf.keras.models.load_model(str(p), compile=False)
             except Exception:  # a plain SavedModel (not Keras): callers convert it from the folder
                 return tf.saved_model.load(str(p))
+        if p.suffix.lower() == ".onnx":
+            from .onnx_import import load_onnx
+
+            return load_onnx(p)  # rebuilt as NHWC Keras, checked against onnxruntime
         if p.suffix.lower() not in KERAS_SUFFIXES:
             raise InputError(
                 f"{p}: unknown model format {p.suffix!r}",
-                hint="expected .keras, .h5, a SavedModel folder, or .tflite",
+                hint="expected .keras, .h5, .onnx, a SavedModel folder, or .tflite",
             )
         return _load_keras_file(tf, p)
     except InputError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .errors import DatasetError, UnsupportedError
@@ -38,9 +40,20 @@ def dequantize(q: np.ndarray, t: Tensor) -> np.ndarray:
     return ((q.astype(np.float64) - t.quant.zero_point[0]) * t.quant.scale[0]).astype(np.float32)
 
 
+def nchw_to_nhwc(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """``x`` unchanged, or transposed when its samples are the NCHW form of an (H, W, C) ``shape``
+    (PyTorch/ONNX data for the NHWC model); samples already NHWC win when both read the same."""
+    shape = tuple(shape)
+    if x.ndim == 4 and len(shape) == 3 and x.shape[1:] != shape and x.shape[1:] == (shape[2], *shape[:2]):
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    return x
+
+
 def fit_samples(x: np.ndarray, t: Tensor, source: str) -> np.ndarray:
-    """Samples shaped (N, *input shape without batch); a missing channel axis of 1 is added."""
+    """Samples shaped (N, *input shape without batch); a missing channel axis of 1 is added and
+    NCHW samples of an (H, W, C) input are transposed (never reshaped: that would scramble them)."""
     want = tuple(t.shape[1:])
+    x = nchw_to_nhwc(x, want)
     if x.shape[1:] == want:
         return x
     if len(x) and int(np.prod(x.shape[1:])) == int(np.prod(want)):

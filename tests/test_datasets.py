@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mcudeploy.datasets import describe_source, load_labelled, load_representative
+from mcudeploy.datasets import describe_source, fit_shape, load_labelled, load_representative
 from mcudeploy.errors import DatasetError
 
 SHAPE = (8, 8, 1)
@@ -141,3 +141,15 @@ def test_a_non_numpy_file_is_named_not_unpickled(tmp_path):
     bogus.write_bytes(b"\x18\x00\x00\x00TFL3" + bytes(64))
     with pytest.raises(DatasetError, match=r"model\.tflite: not a NumPy \.npz/\.npy file"):
         load_labelled(bogus)
+
+
+def test_nchw_samples_are_transposed_for_an_nhwc_input():
+    from mcudeploy.quantio import nchw_to_nhwc
+
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)  # N, C, H, W
+    y = fit_shape(x, (4, 5, 3), "calib.npz")
+    assert y.shape == (2, 4, 5, 3) and y[1, 2, 3, 1] == x[1, 1, 2, 3]
+    same = np.zeros((2, 3, 3, 3), np.float32)
+    assert nchw_to_nhwc(same, (3, 3, 3)) is same  # NHWC already fits: never transposed
+    with pytest.raises(DatasetError, match=r"\[3, 4, 5\]"):
+        fit_shape(x, (4, 4, 3), "calib.npz")  # neither layout fits

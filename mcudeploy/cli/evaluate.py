@@ -25,7 +25,8 @@ from ._output import emit_json
     "--float",
     "float_path",
     type=click.Path(path_type=Path),
-    help="The float model (.keras, .h5 or SavedModel folder) for the first rung and the size ratio.",
+    help="The float model (.keras, .h5, SavedModel folder, or .onnx run by onnxruntime) for the first "
+    "rung and the size ratio.",
 )
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="Evaluate only the first N samples.")
 @click.option(
@@ -78,7 +79,8 @@ def command(
     """Top-1 accuracy of INT8_TFLITE on labelled data: float, TFLite int8, host TFLM int8.
 
     \b
-    Inputs are quantized with the int8 model's input scale and zero point. Host TFLM is the
+    Inputs are quantized with the int8 model's input scale and zero point (NCHW data is
+    transposed for an NHWC model). Host TFLM is the
     reference for every bit-exact check: the agreement rows say how TFLite's kernels compare.
 
     

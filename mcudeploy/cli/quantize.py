@@ -100,10 +100,13 @@ def command(
     output: Path | None,
     json_out: Path | None,
 ) -> None:
-    """Quantize MODEL (.keras, .h5 or a SavedModel folder) to a fully int8 .tflite.
+    """Quantize MODEL (.keras, .h5, a SavedModel folder or .onnx) to a fully int8 .tflite.
 
     \b
     Post-training quantization with TFLiteConverter, calibrated on the first N samples of SOURCE.
+    An ONNX model (e.g. exported from PyTorch; needs the onnx extra) is rebuilt with NHWC layout,
+    checked against onnxruntime, then quantized like any Keras model: the int8 model takes NHWC
+    input. Calibration and test data may be NCHW or NHWC for any model; NCHW is transposed.
     The batch dimension is fixed to 1. The result must pass the fully-int8 gate (every op a
     builtin with an integer kernel, every non-bias tensor int8), otherwise nothing is written and
     each offending op, tensor and layer is listed (exit 1).
@@ -113,6 +116,7 @@ def command(
       mcudeploy quantize model.keras --data images/ --image-range -1,1 -o model_int8.tflite
       mcudeploy quantize saved_model/ --data mypkg.data:calibration --io-dtype float32
       mcudeploy quantize model.h5 --data calib.npy --mode 16x8
+      mcudeploy quantize model.onnx --data calib_nchw.npz --samples 200
     """
     from rich.markup import escape
 
