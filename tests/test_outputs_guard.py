@@ -16,6 +16,7 @@ from mcudeploy.cli._guard import KINDS, OUTPUTS
 ARGS = {
     "advise": ["{keras}", "-d", "{npz}"],
     "build": ["{dir}"],
+    "ci": ["github", "--board", "qemu-an547"],
     "compile": ["{tflite}"],
     "demo": [],
     "deploy": [],

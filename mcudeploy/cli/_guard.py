@@ -48,6 +48,13 @@ def _is_csv(p: Path) -> bool:
         return False
 
 
+def _is_ci_job(p: Path) -> bool:
+    try:
+        return "mcudeploy deploy" in p.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return False
+
+
 def _is_keras(p: Path) -> bool:
     if p.is_dir():
         return (p / "saved_model.pb").is_file()
@@ -75,6 +82,7 @@ KINDS: dict[str, Kind] = {
     "tflite": Kind("a .tflite model", False, lambda p: _head(p)[4:8] == b"TFL3"),
     "json": Kind("a JSON file", False, _is_json),
     "csv": Kind("a CSV file", False, _is_csv),
+    "ci-job": Kind("a CI job written by mcudeploy ci", False, _is_ci_job),
     "keras": Kind("a Keras model (.h5, .keras or SavedModel)", None, _is_keras),
     "project": Kind("a generated project (mcudeploy.json)", True, _holds("mcudeploy.json")),
     "pipeline": Kind("a deploy folder (manifest.json)", True, _holds("manifest.json")),
@@ -87,6 +95,7 @@ KINDS: dict[str, Kind] = {
 OUTPUTS: dict[str, dict[str, str]] = {
     "advise": {"csv_out": "csv", "json_out": "json"},
     "build": {"build_dir": "build", "json_out": "json"},
+    "ci": {"out": "ci-job"},
     "compile": {"out_dir": "folder", "json_out": "json", "csv_out": "csv"},
     "demo": {"out": "pipeline"},
     "deploy": {"out": "pipeline"},
