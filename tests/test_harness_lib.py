@@ -95,7 +95,7 @@ def test_own_firmware_with_the_library_is_measured_byte_identical(
                 "--data",
                 str(digits_test_npz),
                 "--limit",
-                "20",
+                "10",
                 "--bench",
                 "2",
                 "--out",
@@ -106,6 +106,6 @@ def test_own_firmware_with_the_library_is_measured_byte_identical(
     assert rc == 0, log[-2000:]
     assert b"harness_app: my own firmware on " + board_name.encode() in log  # the app's own text kept
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert s["measured"] == 20 and s["failed"] == 0 and s["bit_exact_fraction"] == 1.0
+    assert s["measured"] == 10 and s["failed"] == 0 and s["bit_exact_fraction"] == 1.0
     assert s["device"]["timer"] == "systick-cycles" and s["device"]["sha256"] == model.sha256
     assert 0 < s["latency"]["min"] <= s["latency"]["max"] and s["bench"]["runs"] == 2

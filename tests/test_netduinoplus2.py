@@ -161,8 +161,8 @@ def test_digits_and_kws_run_on_netduinoplus2_byte_identical(
     kws_data = tmp_path / "kws.npz"
     np.savez(kws_data, x=rng.uniform(-1, 1, (4, 49, 10, 1)).astype(np.float32), y=rng.integers(0, 12, 4))
     for name, path, data, limit in (
-        ("digits", digits_int8_path, digits_test_npz, 30),
-        ("kws", kws_path, kws_data, 4),
+        ("digits", digits_int8_path, digits_test_npz, 12),
+        ("kws", kws_path, kws_data, 3),
     ):
         model = read_tflite(path)
         proj = codegen.generate(model, board, tmp_path / name, runtime="c", mode="protocol")
