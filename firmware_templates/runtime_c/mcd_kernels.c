@@ -348,10 +348,9 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
     }
 }
 
-/* DEPTHWISE_CONV_2D with depth multiplier 1 and up to DW_TAPS filter taps: per output pixel a table of
- * one input pointer per tap (a row of input zero points, in the scratch buffer, for taps in the
- * padding), then channels in blocks of 4 with a plain loop over the taps. */
-#define DW_TAPS 32
+/* DEPTHWISE_CONV_2D with depth multiplier 1: per output pixel a table of one input pointer per tap (a
+ * row of input zero points for taps in the padding), then channels in blocks of 4 with a plain loop
+ * over the taps. The zero-point row and the tables live in the scratch buffer (lower.py dw_scratch). */
 
 #ifndef MCD_MVE
 /* noinline: inlined into the pixel loop its 4 accumulators spill on Cortex-M4 */
@@ -390,7 +389,8 @@ static __attribute__((noinline)) void dw_taps_requant(const int8_t *const *tp, i
 
 #ifdef MCD_MVE
 /* 4 output pixels x 4 channels per step: each weight vector is loaded once for the 4 pixels. tp holds
- * DW_PIX tables of T tap pointers; pixels past npix repeat the last one and are not stored. */
+ * DW_PIX tables of T tap pointers one after the other; pixels past npix repeat the last one and are
+ * not stored. */
 #define DW_PIX 4
 static inline __attribute__((always_inline)) int32x4_t dw_ld(const int8_t *p, mve_pred16_t pr, int tail)
 {
@@ -410,9 +410,9 @@ static inline __attribute__((always_inline)) void dw4_block(const int8_t *const 
     for (int32_t t = 0; t < T; ++t, wp += C) {
         const int32x4_t vw = dw_ld(wp, pr, tail);
         a0 = vaddq_s32(a0, vmulq_s32(vw, dw_ld(tp[t] + c0, pr, tail)));
-        a1 = vaddq_s32(a1, vmulq_s32(vw, dw_ld(tp[DW_TAPS + t] + c0, pr, tail)));
-        a2 = vaddq_s32(a2, vmulq_s32(vw, dw_ld(tp[2 * DW_TAPS + t] + c0, pr, tail)));
-        a3 = vaddq_s32(a3, vmulq_s32(vw, dw_ld(tp[3 * DW_TAPS + t] + c0, pr, tail)));
+        a1 = vaddq_s32(a1, vmulq_s32(vw, dw_ld(tp[T + t] + c0, pr, tail)));
+        a2 = vaddq_s32(a2, vmulq_s32(vw, dw_ld(tp[2 * T + t] + c0, pr, tail)));
+        a3 = vaddq_s32(a3, vmulq_s32(vw, dw_ld(tp[3 * T + t] + c0, pr, tail)));
     }
     const int32x4_t m = tail ? vldrwq_z_s32(mult + c0, pr) : vldrwq_s32(mult + c0);
     const int32x4_t s = tail ? vldrwq_z_s32(shift + c0, pr) : vldrwq_s32(shift + c0);
@@ -443,13 +443,15 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
     const int8_t *x = (const int8_t *)in[0];
     const int8_t *w = (const int8_t *)in[1];
     int8_t *padrow = (int8_t *)in[3];
+    /* after the zero-point row, rounded up to 16 bytes: DW_PIX tables of KH * KW tap pointers */
+    const int8_t **tp = (const int8_t **)(void *)(padrow + ((p[CV_C] + 15) & ~15));
     int8_t *y = (int8_t *)out;
     const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], OH = p[CV_OH], OW = p[CV_OW], OC = p[CV_OC];
     const int32_t KH = p[CV_KH], KW = p[CV_KW], SH = p[CV_SH], SW = p[CV_SW], DH = p[CV_DH], DW = p[CV_DW];
     const int32_t DM = p[CV_DM], ooff = p[CV_OOFF], lo = p[CV_AMIN], hi = p[CV_AMAX];
     const int32_t pad = -p[CV_IOFF];
     const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
-    const int fast = DM == 1 && KH * KW <= DW_TAPS;
+    const int fast = DM == 1, T = KH * KW;
     if (fast) fill_bytes(padrow, (int8_t)pad, C);
     for (int32_t b = 0; b < p[CV_N]; ++b) {
         const int8_t *xb = x + b * H * W * C;
@@ -457,7 +459,6 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
             int32_t oy = 0, ox = 0; /* the first pixel of the group */
             for (int32_t q0 = 0; q0 < OH * OW; q0 += DW_PIX) {
                 const int32_t npix = OH * OW - q0 < DW_PIX ? OH * OW - q0 : DW_PIX;
-                const int8_t *tp[DW_PIX * DW_TAPS];
                 for (int32_t j = 0, py = oy, px = ox; j < DW_PIX; ++j) {
                     const int32_t iy0 = py * SH - p[CV_PH], ix0 = px * SW - p[CV_PW];
                     if (j + 1 < npix && ++px == OW) { /* the next pixel; past npix repeat the last */
@@ -469,15 +470,15 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
                         const int32_t iy = iy0 + DH * ky;
                         for (int32_t kx = 0; kx < KW; ++kx, ++t) {
                             const int32_t ix = ix0 + DW * kx;
-                            tp[j * DW_TAPS + t] =
+                            tp[j * T + t] =
                                 iy < 0 || iy >= H || ix < 0 || ix >= W ? padrow : xb + (iy * W + ix) * C;
                         }
                     }
                 }
 #ifdef MCD_MVE
-                dw4_mve(tp, KH * KW, npix, w, C, bias, mult, shift, ooff, lo, hi, y);
+                dw4_mve(tp, T, npix, w, C, bias, mult, shift, ooff, lo, hi, y);
 #else
-                dw_taps_requant(tp, KH * KW, w, C, bias, mult, shift, ooff, lo, hi, y);
+                dw_taps_requant(tp, T, w, C, bias, mult, shift, ooff, lo, hi, y);
 #endif
                 y += npix * OC;
                 for (int32_t j = 0; j < npix; ++j)

@@ -226,9 +226,15 @@ def _conv(c: _Ctx) -> tuple[str, list[int], list[int]]:
     return "mcd_k_conv2d", p, [*ins, SCRATCH]
 
 
+DW_PIX = 4  # output pixels per step of the depthwise kernel (MVE; 1 elsewhere)
+POINTER_BYTES = 8  # tap tables sized for 64-bit hosts; a 32-bit target uses half
+
+
 def dw_scratch(params: tuple[int, ...]) -> int:
-    """Bytes of DEPTHWISE_CONV_2D's row of input zero points (C), which taps in the padding read."""
-    return params[3]
+    """Bytes of DEPTHWISE_CONV_2D's scratch: the row of input zero points that taps in the padding read
+    (C, rounded up to 16), then DW_PIX tables of one pointer per filter tap."""
+    c, kh, kw = params[3], params[7], params[8]
+    return (c + 15) // 16 * 16 + DW_PIX * kh * kw * POINTER_BYTES
 
 
 def conv_scratch(params: tuple[int, ...]) -> int:
