@@ -66,10 +66,16 @@ def atomic_directory(final: str | os.PathLike[str], *, overwrite: bool = True) -
             if not overwrite:
                 raise FileExistsError(final)
             old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
             os.replace(final, old)
             os.replace(stage, final)
-            shutil.rmtree(old, ignore_errors=True)
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:  # a file replaced by a folder (the user asked for it: generate --force)
+                old.unlink(missing_ok=True)
         else:
             os.replace(stage, final)
     except BaseException:

@@ -96,6 +96,7 @@ def run_demo(
     samples: int = 200,
     seed: int = 0,
     on_stage: Callable[[Stage, StageResult], None] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> tuple[Evaluation, list[str]]:
     """Run the demo into ``out``; returns the evaluation and the messages of any failed demo gates."""
     out = Path(out)
@@ -103,7 +104,10 @@ def run_demo(
         from .errors import InputError
 
         raise InputError(f"{out}: exists and is not a folder")
+    from ._lock import folder_lock
+
     pipe = Pipeline(demo_stages(), out, {"epochs": epochs, "samples": samples, "seed": seed})
-    pipe.run(on_stage)
+    with folder_lock(out, notice=notice):  # one demo per folder at a time (see mcudeploy._lock)
+        pipe.run(on_stage)
     ev = evaluation_from_dict(pipe.ctx.summaries["evaluate"])
     return ev, check_gates(ev, DEMO_GATES)

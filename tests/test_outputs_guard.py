@@ -120,3 +120,34 @@ def test_a_failing_command_leaves_none_of_its_new_outputs(
     with pytest.raises(OSError):
         run("--debug", "quantize", digits_keras_path, "--data", digits_test_npz, "-o", out, "--json", js)
     assert not out.exists() and not js.exists()
+
+
+def test_default_output_paths_are_guarded_too(
+    digits_int8_path: Path,
+    digits_test_npz: Path,
+    digits_keras_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Outputs a command names itself when the option is not given (run's run-BOARD/, quantize's
+    MODEL_int8.tflite beside MODEL) are never someone else's either."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    Path("run-qemu-an547").mkdir()
+    Path("run-qemu-an547/thesis.tex").write_text("years of work\n")
+    elf = tmp_path / "a.elf"
+    elf.write_bytes(b"\x7fELF")
+    args = ("--board", "qemu-an547", "--firmware", elf, "--model", digits_int8_path)
+    args += ("--data", digits_test_npz)
+    assert run("run", *args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--out run-qemu-an547" in err and "--force" in err
+    assert [p.name for p in Path("run-qemu-an547").iterdir()] == ["thesis.tex"]
+
+    model = shutil.copy(digits_keras_path, tmp_path / "m.keras")
+    Path("m_int8.tflite").write_text("the user's own file\n")
+    assert run("quantize", model, "--data", digits_test_npz) == 2
+    assert "m_int8.tflite" in capsys.readouterr().err
+    assert Path("m_int8.tflite").read_text() == "the user's own file\n"

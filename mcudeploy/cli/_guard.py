@@ -150,6 +150,19 @@ def _remove(p: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+_META_FORCE, _META_NEW = "mcudeploy.force", "mcudeploy.new_outputs"
+
+
+def claim_default(option: str, p: Path, kind: str) -> Path:
+    """:func:`claim` for an output path a command derives itself (the option was not given), with
+    the running command's --force; a new file joins the ones removed if the command fails."""
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.meta if ctx is not None else {}
+    if claim(option, p, kind, force=bool(meta.get(_META_FORCE))) and not KINDS[kind].folder:
+        meta.setdefault(_META_NEW, []).append(p)
+    return p
+
+
 FORCE = click.Option(
     ["--force"],
     is_flag=True,
@@ -171,6 +184,8 @@ def guard(cmd: click.Command) -> None:
     @functools.wraps(body)
     def checked(*args: Any, force: bool = False, **kwargs: Any) -> Any:
         new: list[Path] = []
+        meta = click.get_current_context().meta
+        meta[_META_FORCE], meta[_META_NEW] = force, new
         for name, kind in outputs.items():
             value = kwargs.get(name)
             if value is None or str(value) == "-":

@@ -36,7 +36,13 @@ def command(out: Path, epochs: int, samples: int) -> None:
         state = "skipped (up to date)" if res.skipped else f"done in {res.seconds:.1f} s"
         err_console.print(f"[bold]{stage.name}[/]: {stage.description} — {state}")
 
-    ev, failed = run_demo(out, epochs=epochs, samples=samples, on_stage=on_stage)
+    ev, failed = run_demo(
+        out,
+        epochs=epochs,
+        samples=samples,
+        on_stage=on_stage,
+        notice=lambda text: err_console.print(f"note: {text}", markup=False),
+    )
     print_evaluation(ev)
     console.print(f"artifacts in {out}")
     if failed:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ._guard import claim_default
 from ._output import emit_json
 
 _IO_DTYPES = ("int8", "uint8", "int16", "float32")  # mirrors mcudeploy.quantize.IO_DTYPES (fast --help)
@@ -136,7 +137,7 @@ def command(
             pixel_range=image_range,
             output_name=output.name if output else None,
         )
-    out = output or model_path.with_name(result.model.source)
+    out = output or claim_default("-o", model_path.with_name(result.model.source), "tflite")
     write_bytes_atomic(out, result.model.data)
     summary = {**result.to_dict(), "output": str(out)}
     if not emit_json(json_out, json.dumps(summary, indent=2, sort_keys=True) + "\n"):

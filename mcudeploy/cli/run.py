@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from ._guard import claim_default
+
 
 @click.command("run")
 @click.option("--board", "board_name", required=True, help="Board name or board TOML file.")
@@ -181,7 +183,7 @@ def command(
     data_sha = arrays_sha256(x, y)  # before --limit: a shorter or longer run of the same data resumes
     if limit:
         x, y = x[:limit], y[:limit]
-    out = out_dir or Path(f"run-{board.name}")
+    out = out_dir or claim_default("--out", Path(f"run-{board.name}"), "run")
     # one process per results folder: a second run waits (and says for whom) instead of interleaving
     with (
         folder_lock(out, notice=lambda text: err_console.print(f"note: {text}", markup=False)),
