@@ -39,10 +39,21 @@ OPTIONS: dict[str, str | None] = {
     "QUANTIZE": None,
     "RELU": None,
     "RELU6": None,
+    "PACK": "PackOptions",
+    "RELU_N1_TO_1": None,
     "RESHAPE": "ReshapeOptions",
+    "RESIZE_BILINEAR": "ResizeBilinearOptions",
+    "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
     "SOFTMAX": "SoftmaxOptions",
+    "SPLIT": "SplitOptions",
+    "SPLIT_V": "SplitVOptions",
     "SQUEEZE": "SqueezeOptions",
+    "STRIDED_SLICE": "StridedSliceOptions",
+    "SUB": "SubOptions",
     "TANH": None,
+    "TRANSPOSE": "TransposeOptions",
+    "TRANSPOSE_CONV": "TransposeConvOptions",
+    "UNPACK": "UnpackOptions",
 }
 
 

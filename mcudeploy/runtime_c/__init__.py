@@ -8,6 +8,9 @@ Pipeline (each step a small module):
 - :mod:`.lower` — each operator becomes one kernel call with int32 parameters; RESHAPE, SQUEEZE and
   EXPAND_DIMS become aliases (no code, no copy). An unsupported op is refused by name with a hint
   to use ``--runtime tflm``.
+- :mod:`.lower_ops` — data movement (TRANSPOSE, STRIDED_SLICE, SPLIT, SPLIT_V, UNPACK as one strided
+  gather per output; PACK as a concatenation), SUB, the two RESIZEs and TRANSPOSE_CONV
+  (``mcd_kernels_ops.c``); an op may become several kernel calls.
 - :mod:`.planner` — a static memory plan: every activation gets an offset in one arena; greedy by
   size over op-step lifetimes, so buffers whose lifetimes do not overlap share bytes.
 - :mod:`.codegen` — renders ``firmware_templates/runtime_c``: the kernel library (``mcd_kernels.c``,

@@ -150,6 +150,7 @@ def build_c_runtime(model: Model) -> CRuntime:
         "arena_alloc": max(plan.arena_bytes, 16),
         "scratch_bytes": scratch_bytes(prog),
         "naive_bytes": plan.naive_bytes(),
+        "kernel_headers": [n for n in kernel_files() if n.endswith(".h")],
         "input_bytes": sum(i["nbytes"] for i in ins),
         "output_bytes": sum(o["nbytes"] for o in outs),
     }

@@ -17,6 +17,8 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..model import Model, Operator, Tensor
 from . import quant as q
+from .lower_ops import LOWERINGS as OP_LOWERINGS
+from .lower_ops import TFLM_LACKS
 
 ALIAS_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
 SCRATCH = -2  # a Step input that passes the shared scratch buffer (at least Step.scratch bytes)
@@ -498,7 +500,7 @@ LOWERINGS: dict[str, Callable[[_Ctx], tuple[str, list[int], list[int]]]] = {
     "TANH": _sigmoid_like("mcd_k_tanh", 0),
 }
 
-SUPPORTED_OPS = tuple(sorted((*LOWERINGS, *ALIAS_OPS)))
+SUPPORTED_OPS = tuple(sorted((*LOWERINGS, *OP_LOWERINGS, *ALIAS_OPS)))
 
 
 def unsupported_ops(model: Model) -> list[str]:
@@ -509,10 +511,11 @@ def lower(model: Model) -> Program:
     """Lower every operator of the main subgraph; refuse the first model-level problem by name."""
     bad = unsupported_ops(model)
     if bad:
+        lacks = "".join(f"; {TFLM_LACKS[b]}" for b in bad if b in TFLM_LACKS)
         raise UnsupportedError(
             f"{model.source}: the C runtime does not support op(s) {', '.join(bad)} "
-            f"(it supports {', '.join(SUPPORTED_OPS)})",
-            hint=HINT,
+            f"(it supports {', '.join(SUPPORTED_OPS)}){lacks}",
+            hint=HINT if not lacks else "replace the op (e.g. by a fused activation) or run it elsewhere",
         )
     if len(model.subgraphs) != 1:
         raise UnsupportedError(
@@ -526,6 +529,10 @@ def lower(model: Model) -> Program:
     derived: dict[int, Tensor] = {}
     for op in model.operators:
         c = _Ctx(model, op, derived)
+        if op.opcode in OP_LOWERINGS:  # lower_ops.py: ops that may become several kernel calls
+            for kernel, params, ins, out in OP_LOWERINGS[op.opcode](c):
+                steps.append(_step(c, kernel, params, ins, out))
+            continue
         if len(op.outputs) != 1:
             raise c.refuse(f"{len(op.outputs)} outputs")
         if op.opcode in ALIAS_OPS:
@@ -535,10 +542,14 @@ def lower(model: Model) -> Program:
             aliases[op.outputs[0]] = src
             continue
         kernel, params, ins = LOWERINGS[op.opcode](c)
-        for v in params:
-            if not -(2**31) <= v < 2**31:
-                raise c.refuse(f"a parameter ({v}) outside int32")
         scratch = {"mcd_k_conv2d": conv_scratch, "mcd_k_depthwise_conv2d": dw_scratch}.get(kernel)
         scratch = scratch(tuple(params)) if scratch else 0
-        steps.append(Step(op.index, op.opcode, kernel, tuple(params), tuple(ins), op.outputs[0], scratch))
+        steps.append(_step(c, kernel, params, ins, op.outputs[0], scratch))
     return Program(model, tuple(steps), aliases, derived)
+
+
+def _step(c: _Ctx, kernel: str, params: list[int], ins: list[int], out: int, scratch: int = 0) -> Step:
+    for v in params:
+        if not -(2**31) <= v < 2**31:
+            raise c.refuse(f"a parameter ({v}) outside int32")
+    return Step(c.op.index, c.op.opcode, kernel, tuple(params), tuple(ins), out, scratch)
