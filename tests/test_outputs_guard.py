@@ -151,3 +151,14 @@ def test_default_output_paths_are_guarded_too(
     assert run("quantize", model, "--data", digits_test_npz) == 2
     assert "m_int8.tflite" in capsys.readouterr().err
     assert Path("m_int8.tflite").read_text() == "the user's own file\n"
+
+
+def test_deploy_out_from_the_config_is_guarded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('out = "mine"\n')
+    assert run("deploy", "-c", cfg) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "out in" in err and "mine" in err and "not replacing it" in err
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]

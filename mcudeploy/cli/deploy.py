@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from ._guard import claim_default
+
 # flag -> (section, key): the common options as flags; every other key through --set SECTION.KEY=VALUE.
 _FLAGS: dict[str, tuple[str, str]] = {
     "out": ("", "out"),
@@ -55,6 +57,8 @@ def command(config: Path | None, sets: tuple[str, ...], **flags: Any) -> None:
     overrides = [(*_FLAGS[k], v) for k, v in flags.items() if v is not None]
     overrides += [parse_override(s) for s in sets]
     cfg = load_config(config, overrides)
+    if flags.get("out") is None:  # -o is checked with the other outputs; the config's out here
+        claim_default(f"out in {config or 'the defaults'}", Path(cfg[""]["out"]), "pipeline")
 
     def on_stage(stage, res) -> None:  # type: ignore[no-untyped-def]
         state = "skipped (unchanged)" if res.skipped else f"ran ({res.seconds:.1f} s)"
