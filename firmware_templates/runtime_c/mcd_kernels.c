@@ -259,6 +259,68 @@ static __attribute__((noinline)) void gemv_requant(const int8_t *x, const int8_t
 #endif
 }
 
+#if defined(MCD_DSP)
+/* The first K & ~3 bytes of x as SXTB16 halfword pairs, in the order the GEMV multiplies them: per word
+ * of x, bytes 0/2 then bytes 1/3 (2 words out per word in). */
+static void expand_pairs(const int8_t *x, int32_t K, int32_t *xe)
+{
+    for (int32_t k = K >> 2; k > 0; --k, x += 4, xe += 2) {
+        const uint32_t v = ld32(x);
+        xe[0] = __sxtb16(v);
+        xe[1] = sxtb16_ror8(v);
+    }
+}
+
+/* gemv_requant for two output pixels at once: x0/x1 are the patches, e0/e1 their expand_pairs; rows in
+ * pairs, so each weight word is unpacked once for both pixels (SMLAD on 2 rows x 2 pixels). */
+static __attribute__((noinline)) void gemv2_requant(const int8_t *x0, const int8_t *x1, const int32_t *e0,
+                                                    const int32_t *e1, const int8_t *w, int32_t K, int32_t O,
+                                                    const int32_t *bias, const int32_t *mult,
+                                                    const int32_t *shift, int32_t ooff, int32_t lo, int32_t hi,
+                                                    int8_t *out0, int8_t *out1)
+{
+    const int32_t block = 4 * K, full = K >> 4, tail = K & 15;
+    for (int32_t o = 0; o < O; o += 4, w += block) {
+        const int32_t rows = O - o < 4 ? O - o : 4;
+        for (int32_t h = 0; h < rows; h += 2) { /* rows h and h + 1 (a zero padding row past O) */
+            const int8_t *wp = w + 16 * h;
+            const int32_t *p0 = e0, *p1 = e1;
+            int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+            for (int32_t c = full; c > 0; --c, wp += 64) {
+#pragma GCC unroll 4
+                for (int j = 0; j < 16; j += 4, p0 += 2, p1 += 2) { /* one word of each row per step */
+                    const int32_t x00 = p0[0], x01 = p0[1], x10 = p1[0], x11 = p1[1];
+                    uint32_t u = ld32(wp + j);
+                    int32_t wa = __sxtb16(u), wb = sxtb16_ror8(u);
+                    a00 = __smlad(wb, x01, __smlad(wa, x00, a00));
+                    a01 = __smlad(wb, x11, __smlad(wa, x10, a01));
+                    u = ld32(wp + 16 + j);
+                    wa = __sxtb16(u);
+                    wb = sxtb16_ror8(u);
+                    a10 = __smlad(wb, x01, __smlad(wa, x00, a10));
+                    a11 = __smlad(wb, x11, __smlad(wa, x10, a11));
+                }
+            }
+            const int8_t *t0 = w + 64 * full + tail * h, *t1 = t0 + tail; /* each row's last K % 16 */
+            const int8_t *q0 = x0 + 16 * full, *q1 = x1 + 16 * full;
+            for (int32_t j = 0; j < tail; ++j) {
+                a00 += t0[j] * q0[j];
+                a01 += t0[j] * q1[j];
+                a10 += t1[j] * q0[j];
+                a11 += t1[j] * q1[j];
+            }
+            const int32_t r = o + h;
+            out0[r] = requant1(a00 + bias[r], mult[r], shift[r], ooff, lo, hi);
+            out1[r] = requant1(a01 + bias[r], mult[r], shift[r], ooff, lo, hi);
+            if (h + 1 < rows) {
+                out0[r + 1] = requant1(a10 + bias[r + 1], mult[r + 1], shift[r + 1], ooff, lo, hi);
+                out1[r + 1] = requant1(a11 + bias[r + 1], mult[r + 1], shift[r + 1], ooff, lo, hi);
+            }
+        }
+    }
+}
+#endif
+
 static inline void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
 {
 #ifdef MCD_MVE
@@ -279,7 +341,7 @@ static inline void fill_bytes(int8_t *dst, int8_t v, int32_t n)
 
 /* ---- CONV_2D / DEPTHWISE_CONV_2D -------------------------------------------------------------
  * p: the header below, then mult[OC], shift[OC], folded bias[OC]. in: x, w, NULL, scratch (CONV_2D: the
- * im2col patch of one output pixel, KH*KW*C bytes, unless the filter is 1x1 without padding;
+ * im2col patches of two output pixels, 2*KH*KW*C bytes, unless the filter is 1x1 without padding;
  * DEPTHWISE_CONV_2D: C bytes, a row of input zero points that padding taps read). */
 enum { CV_N, CV_H, CV_W, CV_C, CV_OH, CV_OW, CV_OC, CV_KH, CV_KW, CV_SH, CV_SW, CV_DH, CV_DW,
        CV_PH, CV_PW, CV_IOFF, CV_OOFF, CV_AMIN, CV_AMAX, CV_DM, CV_HDR };
@@ -296,6 +358,15 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
     const int8_t pad = (int8_t)-p[CV_IOFF]; /* the input zero point: contributes 0 after the offset */
     const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
     const int direct = KH == 1 && KW == 1 && p[CV_PH] == 0 && p[CV_PW] == 0;
+#if defined(MCD_DSP)
+    /* output pixels in pairs (gemv2_requant): the first patch waits in one half of the scratch */
+    const int8_t *pending = 0;
+    int8_t *pending_y = 0;
+    int8_t *const col0 = col;
+    /* after the two patches (2K bytes, rounded up to 4): their expand_pairs, 2 * (K & ~15) bytes each */
+    int32_t *const xe0 = (int32_t *)(void *)(col0 + (direct ? 0 : (2 * K + 3) & ~3));
+    int32_t *const xe1 = xe0 + (K >> 4) * 8;
+#endif
     for (int32_t b = 0; b < p[CV_N]; ++b) {
         const int8_t *xb = x + b * H * W * C;
         for (int32_t oy = 0; oy < OH; ++oy) {
@@ -303,6 +374,9 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
             for (int32_t ox = 0; ox < OW; ++ox) {
                 const int32_t ix0 = ox * SW - p[CV_PW];
                 const int8_t *patch;
+#if defined(MCD_DSP)
+                col = pending == col0 ? col0 + K : col0;
+#endif
                 if (direct) {
                     patch = xb + (iy0 * W + ix0) * C;
                 } else if (DW == 1 && iy0 >= 0 && ix0 >= 0 && iy0 + (KH - 1) * DH < H && ix0 + KW - 1 < W) {
@@ -341,11 +415,26 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
                     }
                     patch = col;
                 }
+#if defined(MCD_DSP)
+                if (pending) {
+                    expand_pairs(patch, 16 * (K >> 4), xe1);
+                    gemv2_requant(pending, patch, xe0, xe1, w, K, OC, bias, mult, shift, ooff, lo, hi, pending_y, y);
+                    pending = 0;
+                } else {
+                    expand_pairs(patch, 16 * (K >> 4), xe0);
+                    pending = patch;
+                    pending_y = y;
+                }
+#else
                 gemv_requant(patch, w, K, OC, bias, mult, shift, ooff, lo, hi, y);
+#endif
                 y += OC;
             }
         }
     }
+#if defined(MCD_DSP)
+    if (pending) gemv_requant(pending, w, K, OC, bias, mult, shift, ooff, lo, hi, pending_y);
+#endif
 }
 
 /* DEPTHWISE_CONV_2D with depth multiplier 1: per output pixel a table of one input pointer per tap (a

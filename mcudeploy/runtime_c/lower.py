@@ -240,9 +240,13 @@ def dw_scratch(params: tuple[int, ...]) -> int:
 
 
 def conv_scratch(params: tuple[int, ...]) -> int:
-    """Bytes of CONV_2D's im2col patch (0 for a 1x1 filter without padding, read in place)."""
+    """Bytes of CONV_2D's scratch: the im2col patches of two output pixels (none for a 1x1 filter without
+    padding, read in place), then for the DSP path, which computes pixels in pairs, each patch's
+    16-byte chunks as halfword pairs (2 x 2 bytes per byte)."""
     c, kh, kw, ph, pw = params[3], params[7], params[8], params[13], params[14]
-    return 0 if (kh, kw, ph, pw) == (1, 1, 0, 0) else kh * kw * c
+    k = kh * kw * c
+    patches = 0 if (kh, kw, ph, pw) == (1, 1, 0, 0) else 2 * k
+    return (patches + 3) // 4 * 4 + 2 * 2 * (k // 16 * 16)
 
 
 def _dwconv(c: _Ctx) -> tuple[str, list[int], list[int]]:
