@@ -123,6 +123,11 @@ def run_float(keras_model: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:
     runs as the ONNX file in onnxruntime, so the float rung is the original model."""
     from ._tf import quiet_tf_stderr
 
+    module = getattr(keras_model, "mcudeploy_torch_module", None)
+    if module is not None:
+        from .torch_import import run_torch
+
+        return run_torch(module, x)
     onnx_path = getattr(keras_model, "mcudeploy_onnx_path", None)
     if onnx_path is not None:
         from .onnx_import import run_onnx
@@ -222,7 +227,13 @@ def evaluate(
 
     if float_model is not None:
         xf = x.astype(np.float32) if x.dtype.kind == "f" else dequantize(x, t_in)
-        runtime = "onnxruntime" if getattr(float_model, "mcudeploy_onnx_path", None) else "keras"
+        runtime = (
+            "torch"
+            if getattr(float_model, "mcudeploy_torch_module", None) is not None
+            else "onnxruntime"
+            if getattr(float_model, "mcudeploy_onnx_path", None)
+            else "keras"
+        )
         add("float", runtime, run_float(float_model, xf))
     ref = run_tflite(int8, xq, reference=True, label="TFLite int8 (reference kernels)")
     add("tflite-int8", "tflite (reference kernels)", ref)

@@ -835,6 +835,10 @@ def load_keras(path: str | os.PathLike[str]) -> Any:
                 return tf.keras.models.load_model(str(p), compile=False)
             except Exception:  # a plain SavedModel (not Keras): callers convert it from the folder
                 return tf.saved_model.load(str(p))
+        if p.suffix.lower() == ".pt2":
+            from .torch_import import load_torch
+
+            return load_torch(p)  # an ExportedProgram, through ONNX
         if p.suffix.lower() == ".onnx":
             from .onnx_import import load_onnx
 
@@ -842,7 +846,7 @@ def load_keras(path: str | os.PathLike[str]) -> Any:
         if p.suffix.lower() not in KERAS_SUFFIXES:
             raise InputError(
                 f"{p}: unknown model format {p.suffix!r}",
-                hint="expected .keras, .h5, .onnx, a SavedModel folder, or .tflite",
+                hint="expected .keras, .h5, .onnx, .pt2 (torch.export), a SavedModel folder, or .tflite",
             )
         return _load_keras_file(tf, p)
     except InputError:
