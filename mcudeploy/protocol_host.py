@@ -22,6 +22,7 @@ from types import TracebackType
 
 import numpy as np
 
+from ._children import die_with_parent
 from ._io import write_text_atomic
 from ._resources import package_data
 from .errors import BuildError, SimulatorError, ToolMissingError
@@ -130,7 +131,13 @@ class HostDevice:
         env = dict(os.environ)
         if self.port:
             env["MCD_HOST_PORT"] = str(self.port)  # a reset keeps the same address
-        self.proc = subprocess.Popen([str(self.exe)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.proc = subprocess.Popen(
+            [str(self.exe)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            preexec_fn=die_with_parent(),  # never outlives mcudeploy, even after a kill -9
+        )
         assert self.proc.stdout is not None
         # Read with a deadline, not readline(): a device that prints nothing and lives on must not hang us.
         fd = self.proc.stdout.fileno()

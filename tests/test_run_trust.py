@@ -188,3 +188,52 @@ def test_two_deploys_into_one_folder_do_not_mix(digits_int8_path: Path, digits_s
     assert [r["kind"] for r in recs].count("hello") == 1
     assert sorted(r["index"] for r in recs if r["kind"] == "sample") == list(range(8))
     assert json.loads((out / "run-c" / "summary.json").read_text())["measured"] == 8
+
+
+SIM_HOLDER = """
+import sys, time
+from mcudeploy.boards import get_board
+from mcudeploy.targets import simulator_for
+with simulator_for(get_board("qemu-an547")).start(sys.argv[1], timeout=600) as running:
+    print(running.proc.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"  # a zombie has died
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.qemu
+def test_a_killed_mcudeploy_takes_its_simulator_with_it(c_protocol_project: Path) -> None:
+    """kill -9 of the process that started QEMU (as `mcudeploy run` does) ends QEMU too."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mcudeploy.build import build
+
+    elf = build(c_protocol_project).elf
+    qemu = 0
+    holder = subprocess.Popen([sys.executable, "-c", SIM_HOLDER, str(elf)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        qemu = int(holder.stdout.readline())
+        assert _alive(qemu)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        deadline = time.monotonic() + 10
+        while _alive(qemu) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(qemu), "QEMU outlived the mcudeploy process that started it"
+    finally:
+        holder.kill()
+        holder.wait()
+        if qemu and _alive(qemu):
+            os.kill(qemu, signal.SIGKILL)

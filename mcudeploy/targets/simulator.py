@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+from .._children import die_with_parent
 from ..boards import Board
 from ..errors import BoardError, SimulatorError, ToolMissingError
 
@@ -137,6 +138,7 @@ class RunningSimulator:
                 stdout=self._logf,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: killed whole, children included
+                preexec_fn=die_with_parent(),  # and killed by the kernel if mcudeploy is (kill -9)
             )
         except BaseException:
             self._logf.close()
