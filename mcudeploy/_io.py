@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import InputError
+
 
 def write_temp_beside(path: Path, data: bytes) -> str:
     """Write ``data`` to a new temp file in ``path``'s folder (fsynced, mode 0644) and return its
@@ -33,16 +35,35 @@ def discard_temp(tmp: str) -> None:
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then ``os.replace``."""
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then ``os.replace``.
+
+    A path that cannot be written (its folder is a file, it is a folder, no permission) is an
+    :class:`~mcudeploy.errors.InputError` naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = write_temp_beside(path, data)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = write_temp_beside(path, data)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write ({_why(e, path)})") from None
     try:
         os.replace(tmp, path)
+    except OSError as e:
+        discard_temp(tmp)
+        raise InputError(f"{path}: cannot write ({_why(e, path)})") from None
     except BaseException:
         discard_temp(tmp)
         raise
     return path
+
+
+def _why(e: OSError, path: Path) -> str:
+    """An OSError's reason, naming the part of ``path`` at fault when that is not ``path`` itself."""
+    culprit = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if culprit is not None:
+        return f"{culprit} is a file, not a folder"
+    return e.strerror or str(e)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:

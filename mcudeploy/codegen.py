@@ -25,7 +25,7 @@ import numpy as np
 from . import __version__
 from ._io import atomic_directory, write_bytes_atomic
 from .boards import Board
-from .errors import ConfigError, InputError, UnsupportedError
+from .errors import ConfigError, DatasetError, InputError, UnsupportedError
 from .memfit import Demand, FitReport, check_fit
 from .model import NPU_CUSTOM_OP, Model
 from .protocol import io_info
@@ -164,23 +164,18 @@ def load_inputs(model: Model, source: str | Path, count: int) -> np.ndarray:
     """The first ``count`` test inputs from a file or folder, quantized with the model's input
     parameters when they are float (already-integer arrays of the input dtype pass unchanged)."""
     t = _single_input(model)
-    from .datasets import DEFAULT_KEYS, describe_source, load_representative
+    from .datasets import describe_source, fit_shape, load_raw_array, load_representative
 
     shape = t.shape[1:]
     if describe_source(source) in ("npy", "npz"):
         # an integer array of the input dtype is taken as already quantized; the array is the one
         # load_representative reads (a .npz's only array, else the first of DEFAULT_KEYS)
-        loaded = np.load(source)
-        if isinstance(loaded, np.ndarray):
-            raw = loaded
-        else:
-            with loaded:
-                names = loaded.files
-                key = names[0] if len(names) == 1 else next((k for k in DEFAULT_KEYS if k in names), None)
-                raw = loaded[key] if key else None
-        if raw is not None and raw.dtype == np.dtype(t.dtype):
+        raw = load_raw_array(source)
+        if raw.dtype == np.dtype(t.dtype) and raw.ndim >= 1:
             raw = raw[:count]
-            return raw.reshape(len(raw), *shape)
+            if len(raw) == 0:
+                raise DatasetError(f"{source}: contains no samples")
+            return fit_shape(raw, tuple(shape), str(source))
     from .quantio import quantize_input
 
     return quantize_input(load_representative(source, shape, samples=count), t)

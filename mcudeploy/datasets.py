@@ -75,7 +75,7 @@ def load_representative(
     else:
         x = _load_array(Path(source), key)
         name = f"{name}[{key}]" if key else name
-        x = x[:samples] if samples else x
+        x = x[:samples] if samples and x.ndim else x
     x = _as_float(x, name)
     if shape is not None:
         x = fit_shape(x, shape, name)
@@ -101,17 +101,86 @@ def load_labelled(
             f"{p}: no array named {', '.join(repr(k) for k in missing)} (it holds {_keys(arrays)})",
             hint=f"save labelled data as np.savez(path, {x_key}=inputs, {y_key}=labels)",
         )
-    x, y = arrays[x_key], arrays[y_key]
-    if len(x) != len(y):
-        raise DatasetError(f"{p}: {x_key} has {len(x)} samples but {y_key} has {len(y)} labels")
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] > 1:  # one-hot labels
-        y = y.argmax(axis=1)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+    x = _check_numbers(_member(p, arrays, x_key), f"{p}[{x_key}]")
+    y = np.asarray(_member(p, arrays, y_key))
+    if y.ndim == 0 or len(x) != len(y):
         raise DatasetError(
-            f"{p}: {y_key} must be integer class labels of shape (N,), got {y.dtype} {y.shape}"
+            f"{p}: {x_key} has {len(x)} samples but {y_key} has "
+            f"{len(y) if y.ndim else 'a scalar instead of'} labels"
         )
+    if y.ndim == 2 and y.shape[1] > 1 and _is_one_hot(y):
+        y = y.argmax(axis=1)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.dtype == bool:
+        raise DatasetError(
+            f"{p}: {y_key} must be integer class labels of shape (N,) (or exact one-hot rows), "
+            f"got {y.dtype} {list(y.shape)}"
+        )
+    if len(y) == 0:
+        raise DatasetError(f"{p}: contains no samples")
+    if y.min() < 0:
+        raise DatasetError(f"{p}: {y_key} holds negative label {int(y.min())} (sample {int(y.argmin())})")
     return x, y.astype(np.int64)
+
+
+def check_labels(y: np.ndarray, classes: int, name: str) -> None:
+    """Labels must name one of the model's ``classes`` outputs; out of range they would score 0 %
+    silently (a label no output can win)."""
+    if len(y) and (y.min() < 0 or y.max() >= classes):
+        i = int(np.argmax((y < 0) | (y >= classes)))
+        raise DatasetError(
+            f"{name}: label {int(y[i])} (sample {i}) is outside the model's "
+            f"{classes} classes 0..{classes - 1}"
+        )
+
+
+def check_for_keras(x: np.ndarray, y: np.ndarray, keras_model: Any, name: str) -> np.ndarray:
+    """Labelled samples fit for a Keras classifier: its input shape (see :func:`fit_shape`), labels
+    among its outputs, at least one sample. Returns ``x`` shaped for the model."""
+    if len(x) == 0:
+        raise DatasetError(f"{name}: contains no samples")
+    want = tuple(keras_model.inputs[0].shape[1:])
+    if all(isinstance(d, int) for d in want):  # dynamic dimensions: nothing to check against
+        x = fit_shape(x, want, name)
+    classes = keras_model.outputs[0].shape[-1]
+    if isinstance(classes, int) and classes > 1:
+        check_labels(y, classes, name)
+    return x
+
+
+def load_raw_array(source: str | os.PathLike[str], key: str | None = None) -> np.ndarray:
+    """The array a .npy/.npz source holds (the one :func:`load_representative` reads), unconverted."""
+    return _load_array(Path(source), key)
+
+
+def _is_one_hot(y: np.ndarray) -> bool:
+    return bool(np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all())
+
+
+def _member(p: Path, arrays: Any, key: str) -> np.ndarray:
+    try:
+        return np.asarray(arrays[key])
+    except ValueError as e:
+        raise DatasetError(
+            f"{p}[{key}]: holds Python objects, which mcudeploy does not unpickle ({e})"
+        ) from None
+    except Exception as e:  # a corrupt member of an otherwise readable zip
+        raise DatasetError(f"{p}[{key}]: cannot read ({type(e).__name__}: {e})") from None
+
+
+def _check_numbers(a: np.ndarray, name: str) -> np.ndarray:
+    """Real numbers with a sample axis, all finite (the dtype is kept)."""
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise DatasetError(f"{name}: holds {a.dtype} data, expected numbers")
+    if np.issubdtype(a.dtype, np.complexfloating):
+        raise DatasetError(f"{name}: holds complex numbers ({a.dtype}); a model input takes real numbers")
+    if a.ndim < 2:
+        raise DatasetError(f"{name}: shape {list(a.shape)} has no sample axis; expected [N, ...input shape]")
+    if np.issubdtype(a.dtype, np.floating):
+        bad = ~np.isfinite(a)
+        if bad.any():
+            first = int(np.argwhere(bad.reshape(len(a), -1).any(axis=1))[0][0])
+            raise DatasetError(f"{name}: sample {first} contains NaN or infinity")
+    return a
 
 
 def load_image_folder(
@@ -151,15 +220,21 @@ def load_image_folder(
 
 
 def fit_shape(x: np.ndarray, shape: Shape, name: str) -> np.ndarray:
-    """Check ``x`` is ``(N, *shape)``; add a trailing channel axis of 1 if that is all that is missing,
-    and take NCHW samples of an (H, W, C) input in NHWC order."""
+    """Check ``x`` is ``(N, *shape)``. The one rule every command applies: a missing trailing
+    channel axis of 1 is added, flattened samples ``(N, prod(shape))`` are reshaped (row-major),
+    and NCHW samples of an (H, W, C) input are taken in NHWC order."""
     from .quantio import nchw_to_nhwc
 
+    shape = tuple(int(d) for d in shape)
+    if x.ndim < 1:
+        raise DatasetError(f"{name}: a single number, not samples of shape {list(shape)}")
     x = nchw_to_nhwc(x, shape)
     if x.shape[1:] == shape:
         return x
     if shape and shape[-1] == 1 and x.shape[1:] == shape[:-1]:
         return x[..., None]
+    if x.ndim == 2 and len(shape) > 1 and x.shape[1] == int(np.prod(shape)):
+        return x.reshape((len(x), *shape))
     raise DatasetError(
         f"{name}: samples have shape {list(x.shape[1:])}, but the model input is {list(shape)} "
         f"(array shape {list(x.shape)}, expected [N, {', '.join(map(str, shape))}])"
@@ -182,8 +257,16 @@ def _keys(arrays: Any) -> str:
 def _open_npz(p: Path) -> Any:
     if not p.exists():
         raise DatasetError(f"{p}: no such file")
-    with open(p, "rb") as f:
-        magic = f.read(6)
+    if p.is_dir():
+        raise DatasetError(
+            f"{p}: is a folder, expected an .npz file",
+            hint="save arrays with numpy.savez(path, x=..., y=...)",
+        )
+    try:
+        with open(p, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise DatasetError(f"{p}: cannot read ({e.strerror})") from None
     if magic[:4] != b"PK\x03\x04" and magic != b"\x93NUMPY":  # np.load would try to unpickle it
         raise DatasetError(
             f"{p}: not a NumPy .npz/.npy file", hint="save arrays with numpy.savez(path, x=..., y=...)"
@@ -216,12 +299,7 @@ def _load_array(p: Path, key: str | None) -> np.ndarray:
             raise DatasetError(f"{p}: holds {_keys(arrays)}; choose one with --key")
     if key not in arrays:
         raise DatasetError(f"{p}: no array named {key!r} (it holds {_keys(arrays)})")
-    try:
-        return arrays[key]
-    except ValueError as e:
-        raise DatasetError(
-            f"{p}[{key}]: holds Python objects, which mcudeploy does not unpickle ({e})"
-        ) from None
+    return _member(p, arrays, key)
 
 
 def _as_float(x: Any, name: str) -> np.ndarray:
@@ -229,15 +307,11 @@ def _as_float(x: Any, name: str) -> np.ndarray:
         a = np.asarray(x)
     except ValueError as e:  # ragged lists
         raise DatasetError(f"{name}: samples do not all have the same shape ({e})") from None
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise DatasetError(f"{name}: holds {a.dtype} data, expected numbers")
-    if a.ndim < 2:
-        raise DatasetError(f"{name}: shape {list(a.shape)} has no sample axis; expected [N, ...input shape]")
-    a = a.astype(np.float32)
-    bad = ~np.isfinite(a)
+    a = _check_numbers(a, name).astype(np.float32)
+    bad = ~np.isfinite(a)  # finite float64 beyond float32's range
     if bad.any():
         first = int(np.argwhere(bad.reshape(len(a), -1).any(axis=1))[0][0])
-        raise DatasetError(f"{name}: sample {first} contains NaN or infinity")
+        raise DatasetError(f"{name}: sample {first} is beyond float32's range")
     return a
 
 

@@ -216,6 +216,9 @@ def evaluate(
     if len(x) == 0:
         raise DatasetError(f"{dataset}: no samples to evaluate")
     x = fit_samples(x, t_in, dataset)
+    from .datasets import check_labels
+
+    check_labels(y, int(np.prod(t_out.shape[1:])), dataset)
     xq = quantize_input(x, t_in)
 
     rungs: list[Rung] = []

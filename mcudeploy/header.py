@@ -118,7 +118,7 @@ def check_options(
         or align > 4096
         or align & (align - 1)
     ):
-        raise InputError(f"alignment must be a power of two from 1 to 4096, got {align!r}")
+        raise InputError(f"alignment (--align) must be a power of two from 1 to 4096, got {align!r}")
     if section is not None and not is_section_name(section):
         raise InputError(
             f"section name {section!r} is not a plain linker section name",

@@ -297,9 +297,11 @@ def drop_advice(recipe: Recipe, finetune: FineTune, drop_pp: float) -> str:
 def _check_data(keras_model: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y)
+    from .datasets import fit_shape
+
     want = tuple(keras_model.inputs[0].shape[1:])
-    if x.ndim < 1 or tuple(x.shape[1:]) != want:
-        raise DatasetError(f"training data has samples of shape {tuple(x.shape[1:])}, the model wants {want}")
+    if all(isinstance(d, int) for d in want):  # dynamic dimensions: nothing to check against
+        x = fit_shape(x, want, "training data")
     if y.shape[:1] != x.shape[:1]:
         raise DatasetError(f"{len(x)} samples but {len(y)} labels")
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):

@@ -65,6 +65,8 @@ def parse_hostport(target: str) -> tuple[str, int]:
     host, sep, port = t.rpartition(":")
     if not sep or not port.isdigit():
         raise ConfigError(f"proxy target {target!r} must look like HOST:PORT or socket://HOST:PORT")
+    if not 1 <= int(port) <= 65535:
+        raise ConfigError(f"proxy target {target!r}: port {int(port)} is outside 1..65535")
     return host or "127.0.0.1", int(port)
 
 

@@ -95,9 +95,13 @@ def test_evaluate_bad_data_exit_2(digits_int8_path: Path, tmp_path: Path, capsys
 
 def test_evaluate_gate_exit_1_and_json(digits_int8_path: Path, digits_test_npz: Path, tmp_path: Path, capsys):
     out = tmp_path / "ev.json"
+    import numpy as np
+
+    with np.load(digits_test_npz) as d:  # every label shifted by one: accuracy far below 50 % on any training
+        np.savez(tmp_path / "wrong_labels.npz", x=d["x"], y=(d["y"] + 1) % 10)
     code = run(
-        "evaluate", digits_int8_path, "-d", digits_test_npz, "-n", 40, "--no-default-kernels",
-        "--min-accuracy", 100.01, "--json", out,
+        "evaluate", digits_int8_path, "-d", tmp_path / "wrong_labels.npz", "-n", 40, "--no-default-kernels",
+        "--min-accuracy", 50, "--json", out,
     )  # fmt: skip
     captured = capsys.readouterr()
     assert code == 1 and "gate failed" in captured.err and "accuracy" in captured.err

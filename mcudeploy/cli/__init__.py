@@ -8,6 +8,7 @@ exception tree become exit codes (see :class:`mcudeploy.errors.ExitCode`); trace
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 import sys
 from typing import Any
@@ -43,6 +44,42 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+class _Finite(click.ParamType):
+    """A float option (plain or a FloatRange) that also refuses NaN and infinity: no timeout,
+    budget or gate threshold means anything as NaN, and inf passes every range check silently."""
+
+    def __init__(self, inner: click.ParamType) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        out = self.inner.convert(value, param, ctx)
+        if isinstance(out, float) and not math.isfinite(out):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return out
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
+        try:
+            return self.inner.get_metavar(param, ctx)  # type: ignore[call-arg]
+        except TypeError:  # click < 8.2 has no ctx argument
+            return self.inner.get_metavar(param)  # type: ignore[call-arg]
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+    def to_info_dict(self) -> dict[str, Any]:
+        return self.inner.to_info_dict()
+
+    def _describe_range(self) -> str:  # FloatRange's "[x>0]" in --help
+        return getattr(self.inner, "_describe_range", lambda: "")()
+
+
+def _finite_floats(cmd: click.Command) -> None:
+    for p in cmd.params:
+        if isinstance(p.type, click.types.FloatParamType):
+            p.type = _Finite(p.type)
+
+
 def _discover() -> None:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
@@ -50,6 +87,7 @@ def _discover() -> None:
         mod = importlib.import_module(f"{__name__}.{info.name}")
         cmd = getattr(mod, "command", None)
         if isinstance(cmd, click.Command):
+            _finite_floats(cmd)
             guard(cmd)  # output paths checked before the work, --force, all outputs or none
             cli.add_command(cmd)
 
@@ -68,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _print_error(e)
         return int(e.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        if isinstance(e.__cause__ or e.__context__, EOFError) and not debug:
+            # click turns any EOFError into Abort: here a file that ended early, not the user's Ctrl-D
+            click.echo(f"error: a file ended before its end ({e.__cause__ or e.__context__})", err=True)
+            return int(ExitCode.BAD_INPUT)
         click.echo("aborted", err=True)
         return int(ExitCode.INTERRUPTED)
     except click.ClickException as e:
@@ -79,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
+    except OSError as e:
+        # a path the user gave that cannot be read or written (a folder where a file is wanted, a
+        # file where a folder is, no permission, a full disk): name it; code bugs are not OSErrors
+        if debug or not e.filename:
+            raise
+        where = f"{e.filename} -> {e.filename2}" if e.filename2 else e.filename
+        _print_error(MCUDeployError(f"{where}: {e.strerror or e}"))
+        return int(ExitCode.BAD_INPUT)
     return 0
 
 

@@ -65,7 +65,7 @@ def command(
     from .._io import write_text_atomic
     from ..advise import DEFAULT_TARGETS, advise, to_csv
     from ..console import console
-    from ..datasets import load_labelled
+    from ..datasets import check_for_keras, load_labelled
     from ..model import load_keras
     from ..optimize import FineTune
 
@@ -73,6 +73,8 @@ def command(
     x, y = load_labelled(data)
     x_val, y_val = load_labelled(val) if val else (x, y)
     keras = load_keras(model_path)
+    x = check_for_keras(x, y, keras, str(data))
+    x_val = check_for_keras(x_val, y_val, keras, str(val or data))
     params = {k: v for k, v in {"sparsity": sparsity, "clusters": clusters}.items() if v is not None}
     rows = advise(
         keras,

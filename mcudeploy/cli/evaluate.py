@@ -35,12 +35,26 @@ from ._output import emit_json
     show_default=True,
     help="Also compare TFLite's default (optimised) kernels with host TFLM.",
 )
-@click.option("--max-drop", type=float, help="Gate: fail (exit 1) if float → int8 drops more than this (pp).")
-@click.option("--min-accuracy", type=float, help="Gate: fail if host TFLM int8 accuracy (%) is below this.")
 @click.option(
-    "--min-agreement", type=float, help="Gate: fail if TFLite vs TFLM top-1 agreement (%) is below."
+    "--max-drop",
+    type=click.FloatRange(0, 100),
+    help="Gate: fail (exit 1) if float → int8 drops more than this (pp).",
 )
-@click.option("--max-lsb", type=int, help="Gate: fail if TFLite (reference) and TFLM differ by more LSBs.")
+@click.option(
+    "--min-accuracy",
+    type=click.FloatRange(0, 100),
+    help="Gate: fail if host TFLM int8 accuracy (%) is below this.",
+)
+@click.option(
+    "--min-agreement",
+    type=click.FloatRange(0, 100),
+    help="Gate: fail if TFLite vs TFLM top-1 agreement (%) is below.",
+)
+@click.option(
+    "--max-lsb",
+    type=click.IntRange(min=0),
+    help="Gate: fail if TFLite (reference) and TFLM differ by more LSBs.",
+)
 @click.option(
     "--per-layer",
     "per_layer",

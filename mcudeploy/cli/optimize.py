@@ -100,7 +100,7 @@ def command(
     """
     from .._io import write_bytes_atomic
     from ..console import console, err_console
-    from ..datasets import load_labelled
+    from ..datasets import check_for_keras, load_labelled
     from ..errors import ConfigError, GateError
     from ..model import load_keras
     from ..optimize import WARN_DROP_PP, FineTune, compare, drop_advice, optimize, parse_recipe, save_keras
@@ -123,6 +123,8 @@ def command(
     x_val, y_val = load_labelled(val) if val else (x, y)
     with err_console.status(f"loading {model_path.name}"):
         original = load_keras(model_path)
+    x = check_for_keras(x, y, original, str(data))
+    x_val = check_for_keras(x_val, y_val, original, str(val or data))
     result = optimize(original, x, y, rec, FineTune(epochs, lr, batch_size, seed))
     with err_console.status("converting to int8 and measuring"):
         cmp = compare(original, result, representative=x, x_val=x_val, y_val=y_val, vela_targets=vela_targets)

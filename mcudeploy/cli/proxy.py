@@ -21,7 +21,7 @@ import click
 )
 @click.option("--duplicate", type=click.FloatRange(0, 1), default=0.0, help="Probability of doubling a byte.")
 @click.option("--delay", type=click.FloatRange(0, 1), default=0.0, help="Probability of delaying a chunk.")
-@click.option("--delay-ms", type=float, default=50.0, show_default=True)
+@click.option("--delay-ms", type=click.FloatRange(min=0), default=50.0, show_default=True)
 @click.option(
     "--directions", type=click.Choice(["both", "to-device", "to-host"]), default="both", show_default=True
 )
@@ -33,7 +33,11 @@ import click
     "--cut-after", type=click.IntRange(min=1), help="Cut the host link once after N bytes to the host."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="RNG seed (replays the same faults).")
-@click.option("--duration", type=float, help="Stop after this many seconds (default: until Ctrl-C).")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop after this many seconds (default: until Ctrl-C).",
+)
 def command(
     target: str,
     listen_port: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -27,6 +28,8 @@ def _range(ctx: click.Context, param: click.Parameter, value: str) -> tuple[floa
         lo, hi = (float(v) for v in value.split(","))
     except ValueError:
         raise click.BadParameter(f"expected LO,HI such as 0,1 or -1,1, not {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise click.BadParameter(f"expected finite LO < HI such as 0,1 or -1,1, not {value!r}")
     return lo, hi
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from ._guard import claim_default
     help="A labgrid board-farm place (coordinator from $LG_COORDINATOR): its serial port is the link "
     "and its flasher (OpenOCD, flash script, USB storage) flashes --firmware.",
 )
-@click.option("--baud", type=int, help="Baud rate for a real port (default: the board's).")
+@click.option("--baud", type=click.IntRange(min=1), help="Baud rate for a real port (default: the board's).")
 @click.option(
     "--simulator",
     type=click.Choice(["qemu", "fvp"]),
@@ -73,8 +74,16 @@ from ._guard import claim_default
     show_default=True,
     help="Gate: outputs byte-identical to host TFLM.",
 )
-@click.option("--latency-budget-ms", type=float, help="Gate: worst latency in ms (cycle timers only).")
-@click.option("--latency-budget", type=float, help="Gate: worst latency in the timer's unit.")
+@click.option(
+    "--latency-budget-ms",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Gate: worst latency in ms (cycle timers only).",
+)
+@click.option(
+    "--latency-budget",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Gate: worst latency in the timer's unit.",
+)
 @click.option(
     "--max-failed",
     type=click.IntRange(min=0),
@@ -101,11 +110,17 @@ from ._guard import claim_default
     type=click.Path(path_type=Path, dir_okay=False),
     help="With --profile: Vela's <model>_per-layer.csv, to show its estimate beside each layer.",
 )
-@click.option("--timeout", type=float, default=10.0, show_default=True, help="Per-request cap in seconds.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Per-request cap in seconds.",
+)
 @click.option("--retries", type=click.IntRange(min=0), default=10, show_default=True)
 @click.option(
     "--run-timeout",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=3600.0,
     show_default=True,
     help="Deadline for the whole simulator run in seconds.",
@@ -150,7 +165,7 @@ def command(
     from .._lock import folder_lock
     from ..boards import get_board
     from ..console import console, err_console, progress
-    from ..datasets import load_labelled
+    from ..datasets import check_labels, fit_shape, load_labelled
     from ..errors import ConfigError, GateError, InputError, TargetError
     from ..harness import LinkPolicy, arrays_sha256, measure
     from ..model import read_tflite
@@ -161,6 +176,8 @@ def command(
         raise ConfigError("give one of --firmware ELF or --project DIR, not both")
     if firmware is None and project is None and not (port or labgrid_place):
         raise ConfigError("give --firmware ELF or --project DIR (or --port for a board already flashed)")
+    if firmware is not None and not firmware.is_file():
+        raise InputError(f"{firmware}: no such firmware image" + (" (a folder)" if firmware.is_dir() else ""))
     board = get_board(board_name)
     place = None
     if labgrid_place:
@@ -181,6 +198,8 @@ def command(
     ref = read_tflite(reference) if reference else None
     x, y = load_labelled(data)
     data_sha = arrays_sha256(x, y)  # before --limit: a shorter or longer run of the same data resumes
+    x = fit_shape(x, tuple(model.inputs[0].shape[1:]), str(data))
+    check_labels(y, math.prod(model.outputs[0].shape[1:]), str(data))
     if limit:
         x, y = x[:limit], y[:limit]
     out = out_dir or claim_default("--out", Path(f"run-{board.name}"), "run")
