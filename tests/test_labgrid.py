@@ -89,6 +89,7 @@ def test_place_without_serial_port_names_what_it_has(lg) -> None:
 
 def test_run_labgrid_place_without_labgrid_exits_3(monkeypatch, tmp_path, capsys) -> None:
     monkeypatch.setitem(sys.modules, "labgrid", None)
+    (tmp_path / "app.elf").write_bytes(b"\x7fELF")  # a missing firmware would be exit 2 first
     args = ["--board", "qemu-an547", "--firmware", tmp_path / "app.elf", "--data", tmp_path / "d.npz"]
     code = cli.run("run", *args, "--model", tmp_path / "m.tflite", "--labgrid-place", "rack-1")
     assert code == ExitCode.MISSING_TOOL
