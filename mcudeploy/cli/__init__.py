@@ -7,6 +7,8 @@ exception tree become exit codes (see :class:`mcudeploy.errors.ExitCode`); trace
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib
 import math
 import pkgutil
@@ -44,40 +46,24 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-class _Finite(click.ParamType):
-    """A float option (plain or a FloatRange) that also refuses NaN and infinity: no timeout,
-    budget or gate threshold means anything as NaN, and inf passes every range check silently."""
-
-    def __init__(self, inner: click.ParamType) -> None:
-        self.inner = inner
-        self.name = inner.name
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        out = self.inner.convert(value, param, ctx)
-        if isinstance(out, float) and not math.isfinite(out):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return out
-
-    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
-        try:
-            return self.inner.get_metavar(param, ctx)  # type: ignore[call-arg]
-        except TypeError:  # click < 8.2 has no ctx argument
-            return self.inner.get_metavar(param)  # type: ignore[call-arg]
-
-    def __repr__(self) -> str:
-        return repr(self.inner)
-
-    def to_info_dict(self) -> dict[str, Any]:
-        return self.inner.to_info_dict()
-
-    def _describe_range(self) -> str:  # FloatRange's "[x>0]" in --help
-        return getattr(self.inner, "_describe_range", lambda: "")()
-
-
 def _finite_floats(cmd: click.Command) -> None:
+    """Every float option (plain or a FloatRange) also refuses NaN and infinity: no timeout, budget
+    or gate threshold means anything as NaN, and inf passes every range check silently. A copy of
+    the option's type gets the check, so click's shared FLOAT and the --help range text stay as
+    they are."""
     for p in cmd.params:
         if isinstance(p.type, click.types.FloatParamType):
-            p.type = _Finite(p.type)
+            p.type = copy.copy(p.type)
+            p.type.convert = functools.partial(_finite_convert, p.type, type(p.type).convert)  # type: ignore[method-assign]
+
+
+def _finite_convert(
+    ptype: click.ParamType, convert: Any, value: Any, param: click.Parameter | None, ctx: click.Context | None
+) -> Any:
+    out = convert(ptype, value, param, ctx)
+    if isinstance(out, float) and not math.isfinite(out):
+        ptype.fail(f"{value!r} is not a finite number.", param, ctx)
+    return out
 
 
 def _discover() -> None:
