@@ -153,6 +153,8 @@ def quantize(
     io = resolve_io_dtype(io_dtype, mode)
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
         if is_tflite(path):
             raise InputError(
                 f"{path}: already a .tflite; quantize the float model it came from (.keras/.h5/SavedModel)",

@@ -168,7 +168,7 @@ SLOTS: list[tuple[str, list[Bad]]] = [
             *numbers("--limit", "0"),
         ],
     ),
-    ("quantize {} -d D -o O/q.tflite", [*KERAS_IN, Bad("a .tflite", lambda d: "M", "already")]),
+    ("quantize {} -d D -o O/q.tflite", [*KERAS_IN, Bad("a .tflite", lambda d: "M", "already a .tflite")]),
     ("quantize K -d {} -o O/q.tflite", DATA_COMMON),
     ("quantize K -d D -o {}", OUT_FILE),
     ("quantize K -d D -o O/q.tflite --json {}", OUT_FILE),
