@@ -147,8 +147,8 @@ def _validate(r: Recipe) -> None:
         raise ConfigError(f"unknown pruning schedule {r.schedule!r} (choose from {', '.join(SCHEDULES)})")
     if r.structured is not None:
         _parse_m_by_n(r.structured)
-    if not 2 <= r.clusters <= 256:
-        raise ConfigError(f"{r.clusters} clusters: int8 weights allow 2..256")
+    if not 3 <= r.clusters <= 256:  # tfmot refuses fewer than 3; int8 weights hold at most 256
+        raise ConfigError(f"{r.clusters} clusters: tfmot and int8 weights allow 3..256")
     if r.centroid_init not in CENTROID_INITS:
         raise ConfigError(
             f"unknown centroid initialization {r.centroid_init!r} (choose from {', '.join(CENTROID_INITS)})"

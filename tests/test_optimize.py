@@ -61,7 +61,8 @@ def test_cli_mirrors_match_the_module():
         ("prune", {"structured": "4:2"}, "0 < M < N"),
         ("prune", {"structured": "two:four"}, "M:N"),
         ("prune", {"schedule": "cosine"}, "schedule"),
-        ("cluster", {"clusters": 300}, "2..256"),
+        ("cluster", {"clusters": 300}, "3..256"),
+        ("cluster", {"clusters": 2}, "3..256"),  # tfmot's own floor: refused before any training
         ("cluster", {"centroid_init": "mean"}, "centroid"),
     ],
 )

@@ -30,7 +30,7 @@ _DEFAULT_RECIPES = "ptq,qat,prune,prune-cluster,pcqat"  # mirrors mcudeploy.advi
     help="Vela target: an accelerator (ethos-u55-128) or a board; repeat. [ethos-u55-128, ethos-u55-256]",
 )
 @click.option("--sparsity", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="[0.5]")
-@click.option("--clusters", type=click.IntRange(2, 256), help="[16]")
+@click.option("--clusters", type=click.IntRange(3, 256), help="[16]")
 @click.option("--csv", "csv_out", type=click.Path(path_type=Path), help="Write the table as CSV.")
 @click.option(
     "--json", "json_out", type=click.Path(path_type=Path), help="Write the rows as JSON ('-' = stdout)."

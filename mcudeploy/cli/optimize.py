@@ -32,7 +32,7 @@ _INITS = ("kmeans++", "linear", "density", "random")
     "--schedule", type=click.Choice(["polynomial", "constant"]), help="Pruning schedule [polynomial]."
 )
 @click.option("--structured", metavar="M:N", help="Structured pruning, e.g. 2:4 (Conv2D and Dense layers).")
-@click.option("--clusters", type=click.IntRange(2, 256), help="Weight clusters per tensor or channel [16].")
+@click.option("--clusters", type=click.IntRange(3, 256), help="Weight clusters per tensor or channel [16].")
 @click.option(
     "--centroid-init", type=click.Choice(_INITS), help="Cluster centroid initialization [kmeans++]."
 )
