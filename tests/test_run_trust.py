@@ -237,3 +237,17 @@ def test_a_killed_mcudeploy_takes_its_simulator_with_it(c_protocol_project: Path
         holder.wait()
         if qemu and _alive(qemu):
             os.kill(qemu, signal.SIGKILL)
+
+
+def test_the_kernel_library_leaves_nothing_in_the_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import shutil
+    import tempfile
+
+    from mcudeploy.runtime_c.host import host_cc, kernel_library
+
+    if shutil.which(host_cc()) is None:
+        pytest.skip(f"needs a host C compiler ({host_cc()}): run `make setup`")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    lib = kernel_library.__wrapped__()  # a fresh build, not the process's cached one
+    assert lib.mcd_k_fully_connected is not None  # loaded and usable after its files are gone
+    assert list(tmp_path.iterdir()) == []

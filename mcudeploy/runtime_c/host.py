@@ -65,12 +65,15 @@ def run_host_executable(exe: str | Path, model: Model, x: np.ndarray, timeout: f
 def kernel_library() -> ctypes.CDLL:
     """The kernel library (every mcd_kernels*.c) compiled once per process into a shared library."""
     tmp = Path(tempfile.mkdtemp(prefix="mcd_kernels_"))
-    for name in kernel_files():
-        (tmp / name).write_bytes(template_bytes(f"runtime_c/{name}"))
-    lib = tmp / "libmcd_kernels.so"
-    srcs = [str(tmp / n) for n in kernel_sources()]
-    _compile([host_cc(), *CFLAGS, "-shared", "-fPIC", *srcs, "-o", str(lib), "-lm"])
-    return ctypes.CDLL(str(lib))
+    try:
+        for name in kernel_files():
+            (tmp / name).write_bytes(template_bytes(f"runtime_c/{name}"))
+        lib = tmp / "libmcd_kernels.so"
+        srcs = [str(tmp / n) for n in kernel_sources()]
+        _compile([host_cc(), *CFLAGS, "-shared", "-fPIC", *srcs, "-o", str(lib), "-lm"])
+        return ctypes.CDLL(str(lib))  # mapped: the files can go (nothing left in the temp dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_program(prog: Program, *inputs: np.ndarray) -> list[np.ndarray]:
