@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -178,6 +180,12 @@ class Board:
 
 
 # -- loading ------------------------------------------------------------------------------
+def _positive_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BoardError(f"{where} must be a positive integer, got {value!r}")
+    return value
+
+
 def _req(d: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
     if key not in d:
         raise BoardError(f"{where}: missing required key '{key}'")
@@ -253,7 +261,7 @@ def parse_board(data: dict[str, Any], source: str) -> Board:
     uart = Uart(
         kind=_req(u, "kind", str, f"{source}: uart"),
         base=int(u.get("base", 0)),
-        baud=int(u.get("baud", 115200)),
+        baud=_positive_int(u.get("baud", 115200), f"{source}: uart.baud"),
         irq=u.get("irq"),
         clock_hz=u.get("clock_hz"),
         settings=_check_uart_wiring(u, f"{source}: uart"),
@@ -503,6 +511,33 @@ def _check_simulator(kind: str, sim: Any, source: str) -> None:
     if not isinstance(sim, dict):
         raise BoardError(f"{where}: expected a table")
     _check_settings(sim, SIMULATOR_KINDS[kind], None, where)
+    if kind == "qemu":
+        shift = sim.get("icount_shift", 0)
+        if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift <= 10:
+            raise BoardError(f"{where}.icount_shift must be an integer 0..10 (QEMU's limit), got {shift!r}")
+        machines = qemu_machines()
+        if machines and sim["machine"] not in machines:
+            raise BoardError(
+                f"{where}.machine {sim['machine']!r} is not a machine of this qemu-system-arm",
+                hint="`qemu-system-arm -M help` lists them (e.g. mps3-an547, mps2-an386, netduinoplus2)",
+            )
+
+
+@cache
+def qemu_machines() -> frozenset[str]:
+    """Machine names the installed qemu-system-arm knows (empty when it is not installed: a board
+    file is then checked again when the simulator starts)."""
+    exe = shutil.which("qemu-system-arm")
+    if exe is None:
+        return frozenset()
+    try:
+        out = subprocess.run(
+            [exe, "-M", "help"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    names = [ln.split()[0] for ln in out.splitlines()[1:] if ln.strip()]
+    return frozenset(names)
 
 
 def load_board_file(path: str | os.PathLike[str]) -> Board:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,19 @@ SCHEMA_CASES = [
     ("simulator.qemu", {"icount_shift": 0}, "simulator.qemu: missing required key 'machine'"),
     ("npu", {"type": "ethos-u55", "macs": 100, "base": 0, "irq": 1, "vela": {}}, "no 100-MAC configuration"),
     ("uart", {"base": 0}, "uart: missing required key 'kind'"),
+    ("uart.baud", 0, "uart.baud must be a positive integer, got 0"),
+    ("uart.baud", -9600, "uart.baud must be a positive integer, got -9600"),
+    ("uart.baud", "fast", "uart.baud must be a positive integer, got 'fast'"),
+    (
+        "simulator.qemu",
+        {"machine": "mps3-an547", "icount_shift": 99},
+        "icount_shift must be an integer 0..10",
+    ),
+    (
+        "simulator.qemu",
+        {"machine": "mps3-an547", "icount_shift": -1},
+        "icount_shift must be an integer 0..10",
+    ),
 ]
 
 
@@ -107,6 +121,16 @@ def test_schema_errors_name_file_and_key(path: str, value: Any, message: str) ->
         parse_board(data, "my-board.toml")
     assert "my-board.toml" in str(exc.value)
     assert message in str(exc.value)
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="needs qemu-system-arm: run `make setup`")
+def test_an_unknown_qemu_machine_is_refused_on_load() -> None:
+    data = copy.deepcopy(_base())
+    data["simulator"] = {"qemu": {"machine": "mps9-an999"}}
+    with pytest.raises(
+        BoardError, match=r"my-board\.toml: simulator\.qemu\.machine 'mps9-an999' is not a machine"
+    ):
+        parse_board(data, "my-board.toml")
 
 
 def test_valid_flasher_kinds_are_accepted() -> None:
