@@ -189,6 +189,21 @@ def build(
         root = find_tflm_root(tflm_root, npu=npu)
         kernels = tflm_kernels(root)
         defines.append(f"-DTFLM_ROOT={root}")
+        from .setup import tflm_lib
+
+        prebuilt = ""
+        if tflm_lib.enabled():
+            lib = tflm_lib.prebuilt_library(
+                project,
+                root,
+                cmake=tools.cmake,
+                generator=tools.generator,
+                gcc=tools.gcc,
+                defines=defines,
+                jobs=jobs,
+            )
+            prebuilt = str(lib.path)
+        defines.append(f"-DMCD_TFLM_PREBUILT={prebuilt}")
     out = Path(build_dir).resolve() if build_dir else project / "build"
     out.mkdir(parents=True, exist_ok=True)
     log: list[str] = []

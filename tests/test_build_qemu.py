@@ -214,6 +214,14 @@ def test_tflm_project_builds_and_runs_on_qemu(digits_int8, digits_inputs, tmp_pa
     code, uart = _run(fw.elf, timeout=120)
     assert code == 0, uart
     assert "runtime=tflm" in uart and "MCD-TV-END pass=12 fail=0" in uart
+    # it linked the TFLM library compiled once into the setup cache: another project compiles none of TFLM
+    assert "-DMCD_TFLM_PREBUILT=/" in log and "CMakeFiles/tflm.dir" not in log
+    p2 = codegen.generate(
+        digits_int8, get_board(QEMU), tmp_path / "tflm2", runtime="tflm", inputs=digits_inputs[:3]
+    )
+    build_mod.build(p2.path, tflm_root=tree)
+    log2 = (p2.path / "build" / "mcudeploy-build.log").read_text()
+    assert "CMakeFiles/tflm.dir" not in log2 and log2.count("Building C") < 20
 
 
 def test_tflm_kernels_follow_the_export(tmp_path: Path) -> None:

@@ -111,7 +111,8 @@ def tflm_command(
     state = "already installed" if item.cached else "installed"
     console.print(f"TFLite Micro {options.commit[:12]} ({options.describe()}) {state}: {tree}", markup=False)
     for line in log:
-        console.print(f"  {line}", markup=False)
+        if " -> " in line:  # the sources placed (the export's own output is in the log only on failure)
+            console.print(f"  {line}", markup=False)
     console.print("generate/build/run/deploy --runtime tflm now use it with no --tflm-root", markup=False)
 
 

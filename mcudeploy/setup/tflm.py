@@ -184,10 +184,14 @@ def _export(src: Path, out: Path, options: TflmOptions, log: list[str]) -> None:
     dfp = downloads / "cmsis/Cortex_DFP/Device"
     for include in sorted(dfp.glob("*/Include")):
         shutil.copytree(
-            include, out / "third_party/cmsis/Cortex_DFP/Device" / include.parent.name / "Include"
+            include,
+            out / "third_party/cmsis/Cortex_DFP/Device" / include.parent.name / "Include",
+            dirs_exist_ok=True,
         )
     if options.npu:
-        shutil.copytree(downloads / "ethos_u_core_driver/src", out / "third_party/ethos_u_core_driver/src")
+        # the export carries the driver sources it compiles, not the private headers beside them
+        drv = out / "third_party/ethos_u_core_driver/src"
+        shutil.copytree(downloads / "ethos_u_core_driver/src", drv, dirs_exist_ok=True)
 
 
 def _check_tree(out: Path, options: TflmOptions) -> None:
