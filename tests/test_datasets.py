@@ -153,3 +153,38 @@ def test_nchw_samples_are_transposed_for_an_nhwc_input():
     assert nchw_to_nhwc(same, (3, 3, 3)) is same  # NHWC already fits: never transposed
     with pytest.raises(DatasetError, match=r"\[3, 4, 5\]"):
         fit_shape(x, (4, 4, 3), "calib.npz")  # neither layout fits
+
+
+def test_one_shape_rule_for_every_loader(tmp_path: Path, x: np.ndarray, digits_int8) -> None:
+    """Flattened (N, 64) samples are (N, 8, 8, 1) for calibration, test vectors and labelled data
+    alike (issue 13: run/evaluate reshaped them while quantize/generate/optimize refused)."""
+    from mcudeploy.codegen import load_inputs
+    from mcudeploy.quantio import fit_samples
+
+    flat = x.reshape(len(x), -1)
+    np.save(tmp_path / "flat.npy", flat)
+    assert np.array_equal(load_representative(tmp_path / "flat.npy", SHAPE), x)
+    assert np.array_equal(fit_shape(flat, SHAPE, "flat"), x)
+    assert np.array_equal(fit_samples(flat, digits_int8.inputs[0], "flat"), x)
+    assert load_inputs(digits_int8, tmp_path / "flat.npy", 2).shape == (2, *SHAPE)
+    with pytest.raises(DatasetError, match=r"flat65: samples have shape \[65\]"):
+        fit_shape(np.zeros((2, 65), np.float32), SHAPE, "flat65")
+
+
+def test_labels_must_name_a_class(tmp_path: Path, x: np.ndarray) -> None:
+    from mcudeploy.datasets import check_labels
+
+    y = np.arange(len(x)) % 10
+    for name, bad, needle in (
+        ("neg", y - 1, "negative label -1"),
+        ("soft", np.full((len(x), 10), 0.1), "integer class labels"),
+        ("cplx", None, "complex"),
+    ):
+        xs = x.astype(np.complex64) if bad is None else x
+        np.savez(tmp_path / f"{name}.npz", x=xs, y=y if bad is None else bad)
+        with pytest.raises(DatasetError, match=needle):
+            load_labelled(tmp_path / f"{name}.npz")
+    np.savez(tmp_path / "hot.npz", x=x, y=np.eye(10)[y])  # exact one-hot rows are class ids
+    assert np.array_equal(load_labelled(tmp_path / "hot.npz")[1], y)
+    with pytest.raises(DatasetError, match=r"big: label 10 \(sample \d+\) is outside the model's 10 classes"):
+        check_labels(y + 1, 10, "big")
