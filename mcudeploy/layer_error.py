@@ -32,6 +32,7 @@ from .model import Model, Tensor
 SNR_CAP_DB = 99.0  # an exact channel (no error) would be +inf dB
 ROUNDING_RMSE_LSB = 1 / math.sqrt(12)  # uniform rounding error of one LSB step
 DEFAULT_SAMPLES = 200
+LOST_DB_ADVICE = 6.0  # an op losing this much SNR (a quarter of the signal-to-noise power) is advised on
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,10 @@ def layers_of(tensor_name: str) -> tuple[str, ...]:
     found: list[str] = []
     for part in tensor_name.split(";"):
         name = layer_name(part)
-        # "hot/BiasAdd" (from "model/hot/BiasAdd/ReadVariableOp") is a part of layer "hot"
-        if name and not any(name == f or name.startswith(f + "/") for f in found):
+        if name and name not in found:
             found.append(name)
-    return tuple(found)
+    # "hot/BiasAdd" (from "model/hot/BiasAdd/ReadVariableOp") is a part of layer "hot", in any order
+    return tuple(n for n in found if not any(n.startswith(f + "/") for f in found))
 
 
 class _Stats:
@@ -116,7 +117,13 @@ class _Stats:
 
 
 def advice_for(e: LayerError) -> str:
-    """What to try for one op, from its numbers (empty when rounding explains the error)."""
+    """What to try for one op, from its numbers (empty when rounding explains the error).
+
+    Only an op that itself loses a clear share of the signal (``LOST_DB_ADVICE``) gets advice: its
+    RMSE and bias also carry what upstream ops lost, so on their own they would blame innocent ops.
+    """
+    if e.lost_db is not None and e.lost_db < LOST_DB_ADVICE:
+        return ""
     tips: list[str] = []
     if e.range_spread >= 8:
         tips.append(
@@ -136,7 +143,7 @@ def advice_for(e: LayerError) -> str:
             f"biased by {e.mean_error_lsb:+.2f} LSB on average: per-channel weights (the default) and QAT "
             "remove most bias"
         )
-    if not tips and e.lost_db is not None and e.lost_db >= 6:
+    if not tips:
         tips.append("loses more than rounding explains: more calibration data, QAT, or 16x8 for the model")
     return "; ".join(tips)
 

@@ -61,6 +61,8 @@ def test_layers_of_fused_tensor_names():
     name = "model/hot_relu/Relu;model/hot/BiasAdd;model/hot/Conv2D;model/hot/BiasAdd/ReadVariableOp1"
     assert layers_of(name) == ("hot_relu", "hot")
     assert layers_of("StatefulPartitionedCall:0") == ()
+    name = "cnn/relu1/Relu;cnn/conv1/BiasAdd/ReadVariableOp;cnn/conv1/BiasAdd;cnn/conv1/Conv2D1"
+    assert layers_of(name) == ("relu1", "conv1")
 
 
 def test_planted_outlier_layer_ranks_first(planted):
