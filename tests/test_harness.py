@@ -310,3 +310,30 @@ def test_run_profile_on_qemu_times_every_layer(
     assert rows[0].startswith("layer,op_index,opcode") and len(rows) == len(steps) + 1
     s = json.loads((out / "summary.json").read_text())
     assert s["profile"]["layers"] == len(steps) and s["profile"]["coverage"] >= 0.99
+
+
+@pytest.mark.qemu
+@pytest.mark.tflm
+def test_run_profile_of_the_tflm_runtime_through_its_micro_profiler(
+    digits_int8_path: Path, digits_int8, digits_test_npz: Path, tmp_path: Path
+) -> None:
+    """The tflm runtime times each operator through TFLM's MicroProfilerInterface: one row per op of
+    the model, in order, adding up to the whole invoke within 1 %."""
+    import os
+
+    from mcudeploy.boards import get_board
+    from mcudeploy.build import build
+    from mcudeploy.cli import run as cli_run
+    from mcudeploy.codegen import generate
+
+    proj = generate(digits_int8, get_board("qemu-an547"), tmp_path / "tflm", runtime="tflm", mode="protocol")
+    build(proj.path, tflm_root=Path(os.environ["MCUDEPLOY_TFLM_ROOT"]), jobs=os.cpu_count())
+    out = tmp_path / "prof"
+    args = ["run", "--board", "qemu-an547", "--project", proj.path, "--model", digits_int8_path]
+    assert (
+        cli_run(*args, "--data", digits_test_npz, "--out", out, "--limit", 2, "--bench", 0, "--profile") == 0
+    )
+    prof = json.loads((out / "profile.json").read_text())
+    assert prof["device"]["runtime"] == "tflm"
+    assert [r["opcode"] for r in prof["layers"]] == [op.opcode for op in digits_int8.operators]
+    assert 0.99 <= prof["layers_sum"] / prof["elapsed"] <= 1.0 and 0 < prof["stack_used"] < prof["stack_size"]
