@@ -45,9 +45,9 @@ def render_model_header(model: Model) -> bytes:
     return "\n".join(lines).encode("ascii")
 
 
-def write_harness_lib(out_dir: str | Path, model: Model | None = None) -> list[Path]:
+def write_harness_lib(out_dir: str | Path, model: Model | None = None, *, force: bool = False) -> list[Path]:
     """Write the library (all files or none) into ``out_dir``; other files there are left alone."""
     files = {name: template_bytes(f"harness/{name}") for name in LIBRARY_FILES}
     if model is not None:
         files[MODEL_HEADER] = render_model_header(model)
-    return commit_files(Path(out_dir), files)
+    return commit_files(Path(out_dir), files, force=force)

@@ -245,11 +245,22 @@ def render_meta_header(
 
 
 # -- writing ------------------------------------------------------------------------------
-def commit_files(out_dir: Path, files: dict[str, bytes]) -> list[Path]:
+def _generated(path: Path) -> bool:
+    """A file mcudeploy wrote: a .tflite, or text naming mcudeploy in its first lines."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2048)
+    except OSError:
+        return False
+    return head[4:8] == b"TFL3" or b"mcudeploy" in head.lower()
+
+
+def commit_files(out_dir: Path, files: dict[str, bytes], *, force: bool = False) -> list[Path]:
     """Write every file, or none: all go to temp files first, then each is renamed into place.
 
     A failure while writing (disk full, a folder in the way, Ctrl-C) removes the temp files and
-    leaves ``out_dir`` exactly as it was.
+    leaves ``out_dir`` exactly as it was. A file in the way that mcudeploy did not generate (the
+    user's own ``model.h``) is not replaced unless ``force``.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -263,6 +274,12 @@ def commit_files(out_dir: Path, files: dict[str, bytes]) -> list[Path]:
         for fname in files:
             if (out_dir / fname).is_dir():
                 raise InputError(f"{out_dir / fname}: a folder is in the way of a generated file")
+        for fname in files:
+            if (out_dir / fname).exists() and not force and not _generated(out_dir / fname):
+                raise InputError(
+                    f"{out_dir / fname}: exists and is not a file mcudeploy generated; not replacing it",
+                    hint="choose another output folder, or pass --force to replace it",
+                )
         for fname, data in sorted(files.items()):
             temps[out_dir / fname] = write_temp_beside(out_dir / fname, data)
         for target, tmp in temps.items():
@@ -286,6 +303,7 @@ def write_model_sources(
     lang: Literal["c", "cpp"] | str = "c",
     meta: bool = False,
     arena_bytes: int | None = None,
+    force: bool = False,
 ) -> list[Path]:
     """Write ``NAME.h`` and ``NAME.c``/``NAME.cc`` (+ ``NAME.tflite`` for incbin) into ``out_dir``.
 
@@ -296,4 +314,4 @@ def write_model_sources(
     files = render_model_sources(model, opts)
     if meta:
         files[META_HEADER] = render_meta_header(model, arena_bytes).encode("ascii")
-    return commit_files(Path(out_dir), files)
+    return commit_files(Path(out_dir), files, force=force)

@@ -162,3 +162,22 @@ def test_deploy_out_from_the_config_is_guarded(tmp_path: Path, capsys: pytest.Ca
     err = " ".join(capsys.readouterr().err.split())
     assert "out in" in err and "mine" in err and "not replacing it" in err
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]
+
+
+@pytest.mark.parametrize("command", ["header", "harness-lib"])
+def test_files_written_into_a_folder_never_replace_the_users_own(
+    command: str, digits_int8_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """header / harness-lib add files to a folder: one of the same name that mcudeploy did not
+    generate stays, unless --force; their own earlier files are regenerated."""
+    out = tmp_path / "include"
+    args = [command, digits_int8_path, "-o", out] if command == "header" else [command, "-o", out]
+    assert run(*args) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert run(*args) == 0  # earlier outputs: replaced
+    mine = out / written[0]
+    mine.write_text("/* my own code */\n")
+    assert run(*args) == 2 and mine.read_text() == "/* my own code */\n"
+    err = " ".join(capsys.readouterr().err.split())
+    assert mine.name in err and "--force" in err
+    assert run(*args, "--force") == 0 and mine.read_text() != "/* my own code */\n"

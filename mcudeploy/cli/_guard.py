@@ -153,6 +153,12 @@ def _remove(p: Path) -> None:
 _META_FORCE, _META_NEW = "mcudeploy.force", "mcudeploy.new_outputs"
 
 
+def forced() -> bool:
+    """Whether the running command was given --force."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(_META_FORCE))
+
+
 def claim_default(option: str, p: Path, kind: str) -> Path:
     """:func:`claim` for an output path a command derives itself (the option was not given), with
     the running command's --force; a new file joins the ones removed if the command fails."""

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ._guard import forced
+
 
 @click.command("harness-lib")
 @click.option(
@@ -38,6 +40,6 @@ def command(out_dir: Path, model_path: Path | None) -> None:
     from ..model import read_tflite
 
     model = read_tflite(model_path) if model_path is not None else None
-    paths = write_harness_lib(out_dir, model)
+    paths = write_harness_lib(out_dir, model, force=forced())
     console.print(f"wrote {len(paths)} files to {out_dir}: " + ", ".join(p.name for p in paths))
     console.print("next: see README.md there for the four functions your firmware provides")

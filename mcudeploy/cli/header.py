@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ._guard import forced
+
 _FORMATS = ("c-array", "incbin")  # mirrors mcudeploy.header.FORMATS (keeps --help fast)
 
 
@@ -83,6 +85,7 @@ def command(
         lang=lang,
         meta=meta,
         arena_bytes=arena_bytes,
+        force=forced(),
     )
     for p in paths:
         console.print(f"wrote {p} ({p.stat().st_size:,} bytes)", highlight=False, markup=False)
