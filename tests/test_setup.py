@@ -411,6 +411,12 @@ def test_setup_status_lists_what_is_installed(cache_dir: Path, capsys) -> None:
     (entry,) = report["items"]
     assert entry["default"] and entry["version"] == "a" * 12 and entry["path"].endswith("t1/tree")
     assert "reference" in entry["name"] and entry["unlocks"] == "--runtime tflm"
+    lib = cache.install(
+        "tflm-lib", "cortex-m55-k", lambda s: {"name": "tflm-lib", "version": "k", "tree": "/t"}
+    )
+    assert cli_run("setup", "status", "--json", "-") == 0
+    entries = {e["kind"]: e for e in json.loads(capsys.readouterr().out)["items"]}
+    assert entries["tflm-lib"]["path"] == str(lib.path) and "/t " in entries["tflm-lib"]["unlocks"]
 
 
 def test_setup_tflm_from_mirrors(tmp_path: Path) -> None:

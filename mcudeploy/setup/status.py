@@ -20,7 +20,7 @@ def status() -> dict[str, Any]:
             "kind": item.kind,
             "name": item.name,
             "version": version[:12] if item.kind == "tflm" else version,
-            "path": str(item.path / m["tree"]) if "tree" in m else str(item.path),
+            "path": str(item.path / m["tree"]) if item.kind == "tflm" and "tree" in m else str(item.path),
             "unlocks": m.get("unlocks", ""),
         }
         if opts:
@@ -28,8 +28,10 @@ def status() -> dict[str, Any]:
             entry["name"] = f"{item.name} ({opts.get('kernels')}, {opts.get('cpu')}" + (
                 f", {opts['npu']})" if opts.get("npu") else ")"
             )
-        if item.kind == "tflm-lib":
-            entry["unlocks"] = "projects with this tree, CPU and flags link in seconds"
+        if item.kind == "tflm-lib":  # its "tree" is the tree it was compiled from
+            entry["unlocks"] = (
+                f"projects built against {m.get('tree', '?')} with these CPU flags link in seconds"
+            )
         if default is not None and item.path == default.path:
             entry["default"] = True
         items.append(entry)
