@@ -24,7 +24,7 @@ from typing import Any
 
 import tflite
 
-from .errors import InputError, ModelFormatError
+from .errors import InputError, MCUDeployError, ModelFormatError
 
 TFLITE_IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
@@ -849,7 +849,7 @@ def load_keras(path: str | os.PathLike[str]) -> Any:
                 hint="expected .keras, .h5, .onnx, .pt2 (torch.export), a SavedModel folder, or .tflite",
             )
         return _load_keras_file(tf, p)
-    except InputError:
+    except MCUDeployError:  # already says what is wrong (a missing onnx package is exit 3, not 2)
         raise
     except Exception as e:  # TF raises a zoo of types for corrupt files
         raise ModelFormatError(f"{p}: cannot load as a Keras model ({type(e).__name__}: {e})") from None

@@ -47,7 +47,8 @@ def _folder(name: str) -> Callable[[Path], str]:
 
 def _npz(name: str, **arrays: object) -> Callable[[Path], str]:
     def make(d: Path) -> str:
-        np.savez(d / name, **arrays)  # type: ignore[arg-type]
+        with open(d / name, "wb") as f:  # a file object: savez would append .npz to a path
+            np.savez(f, **arrays)  # type: ignore[arg-type]
         return str(d / name)
 
     return make
@@ -76,7 +77,14 @@ TEXT = Bad("a text file", _file("notes.txt", b"hello, not a model\n" * 4), "note
 NPZ_AS_MODEL = Bad("an .npz", _npz("data_not_model.npz", x=X), "data_not_model.npz")
 
 MODEL_IN = [MISSING, FOLDER, EMPTY, TEXT, NPZ_AS_MODEL]
-KERAS_IN = [MISSING, FOLDER, EMPTY, TEXT]
+KERAS_IN = [
+    MISSING,
+    FOLDER,
+    EMPTY,
+    TEXT,
+    Bad("a zip that is not a Keras model", _npz("arrays.keras", x=X), "arrays.keras"),
+    Bad("garbage .h5", _file("garbage.h5", b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 2), "garbage.h5"),
+]
 
 DATA_COMMON = [
     MISSING,
