@@ -181,3 +181,15 @@ def test_files_written_into_a_folder_never_replace_the_users_own(
     err = " ".join(capsys.readouterr().err.split())
     assert mine.name in err and "--force" in err
     assert run(*args, "--force") == 0 and mine.read_text() != "/* my own code */\n"
+
+
+def test_compile_never_replaces_a_file_of_the_users_beside_the_model(
+    digits_int8_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    model = Path(shutil.copy(digits_int8_path, tmp_path / "m.tflite"))
+    theirs = tmp_path / "m_vela.tflite"
+    theirs.write_text("the user's own file\n")
+    assert run("compile", model, "--accelerator", "ethos-u55-128") == 2
+    assert "m_vela.tflite" in capsys.readouterr().err and theirs.read_text() == "the user's own file\n"

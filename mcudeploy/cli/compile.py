@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ._guard import claim_default
 from ._output import emit_json
 
 if TYPE_CHECKING:
@@ -132,11 +133,14 @@ def command(
             arena_cache_size=arena_cache_size,
         )
         _print_sweep(reports)
-        path = csv_out or out / f"{vela.model_stem(model)}_vela_sweep.csv"
+        path = csv_out or claim_default("-o", out / f"{vela.model_stem(model)}_vela_sweep.csv", "csv")
         write_text_atomic(path, vela.sweep_csv(reports))
         _note(f"sweep CSV: {path}")
         return
 
+    stem = vela.model_stem(model)  # what compile_for_npu writes into out: never someone else's file
+    claim_default("-o", out / f"{stem}_vela.tflite", "tflite")
+    claim_default("-o", out / f"{stem}_vela_report.json", "json")
     compiled = vela.compile_for_npu(
         model,
         board=b,
