@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -122,6 +123,12 @@ def _check_value(where: str, value: Any, types: tuple[type, ...]) -> Any:
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if not ok:
         raise ConfigError(f"{where}: expected {_type_name(types)}, got {value!r}")
+    if isinstance(value, dict):  # gate tables: every number in them finite and not negative
+        for k, v in value.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"{where}.{k}: expected a finite number ≥ 0, got {v!r}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     return value
 
 
@@ -223,6 +230,10 @@ def _validate(cfg: dict[str, Any]) -> None:
         raise ConfigError("run.port and run.labgrid_place both name the device: give one")
     if cfg["run"]["samples"] < 0 or cfg["quantize"]["samples"] < 1:
         raise ConfigError("run.samples must be ≥ 0 and quantize.samples ≥ 1")
+    if cfg["run"]["timeout"] <= 0:
+        raise ConfigError(f"run.timeout must be > 0 seconds, got {cfg['run']['timeout']!r}")
+    if cfg["model"]["epochs"] < 1:
+        raise ConfigError(f"model.epochs must be ≥ 1, got {cfg['model']['epochs']!r}")
     runtimes(cfg)
 
 

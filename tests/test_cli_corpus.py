@@ -123,6 +123,21 @@ BOARD = [
 ]
 
 
+CONFIG = [
+    Bad("NaN gate", _file("nan_gate.toml", b"[evaluate]\ngates = { max_drop_pp = nan }\n"), "max_drop_pp"),
+    Bad(
+        "negative gate", _file("neg_gate.toml", b"[evaluate]\ngates = { max_drop_pp = -1 }\n"), "max_drop_pp"
+    ),
+    Bad(
+        "inf budget", _file("inf.toml", b"[run]\ngates = { latency_budget_ms = inf }\n"), "latency_budget_ms"
+    ),
+    Bad("negative timeout", _file("timeout.toml", b"[run]\ntimeout = -1\n"), "run.timeout"),
+    Bad("zero epochs", _file("epochs.toml", b"[model]\nepochs = 0\n"), "model.epochs"),
+    Bad("text samples", _file("samples.toml", b'[quantize]\nsamples = "abc"\n'), "quantize.samples"),
+    Bad("unknown key", _file("key.toml", b"[run]\nspeed = 3\n"), "run.speed"),
+]
+
+
 def _truncated(d: Path) -> str:
     np.savez(d / "full.npz", x=X, y=Y)
     data = (d / "full.npz").read_bytes()
@@ -221,6 +236,7 @@ SLOTS: list[tuple[str, list[Bad]]] = [
     ),
     ("build {}", [MISSING, TEXT, Bad("an empty folder", _folder("empty_project"), "empty_project")]),
     ("deploy -c {}", [MISSING, FOLDER, TEXT]),
+    ("deploy -o O/d -c {}", CONFIG),
     ("deploy --model {} --data D -o O/d --runtime c", MODEL_IN),
     ("deploy --model M --data D -o O/d {}", [*numbers("--runtime", "bogus"), *numbers("--set", "bogus")]),
     ("deploy --model M --data D -o O/d --runtime c --board {}", BOARD[:1]),
