@@ -459,7 +459,14 @@ def test_planner_reuses_memory_without_overlapping_live_tensors(digits_int8) -> 
     for i, a in enumerate(ps):
         for b in ps[i + 1 :]:
             if a.first <= b.last and b.first <= a.last:  # both live at some step
-                assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
+                disjoint = a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
+                # else an output written over its dying input: it starts at least delta below it
+                ab, ba = (a.tensor, b.tensor), (b.tensor, a.tensor)
+                o, x = (a, b) if ab in plan.overlaps else (b, a)
+                assert disjoint or o.offset <= x.offset - plan.overlaps.get((o.tensor, x.tensor), 1 << 30), (
+                    ab if ab in plan.overlaps or ba in plan.overlaps else "not an allowed overlap"
+                )
+    assert plan.overlaps and not plan.conflicts()
     assert plan.arena_bytes < plan.naive_bytes()
     assert plan.arena_bytes >= max(p.size for p in ps)
 

@@ -18,7 +18,7 @@ from ..cnames import c_comment_text
 from ..model import Model
 from ..runtimes import GenContext, RuntimeParts
 from ..templating import render, template_bytes, template_names
-from .lower import SCRATCH, Program, lower
+from .lower import ARCHS, SCRATCH, SCRATCH_FNS, Program, lower
 from .planner import MemoryPlan, plan_memory
 
 
@@ -77,9 +77,14 @@ def _symbol(i: int) -> str:
     return f"mcd_t{i}"
 
 
-def scratch_bytes(prog: Program) -> int:
-    """The one scratch buffer the kernels share (steps run one at a time): the largest need, 16-aligned."""
-    need = max((s.scratch for s in prog.steps), default=0)
+def scratch_bytes(prog: Program, arch: str | None = None) -> int:
+    """The one scratch buffer the kernels share (steps run one at a time): the largest need, 16-aligned;
+    for one kernel path of :data:`ARCHS` or (None) enough for any."""
+    if arch is None:
+        need = max((s.scratch for s in prog.steps), default=0)
+    else:
+        fns = SCRATCH_FNS
+        need = max((fns[s.kernel](s.params, arch) for s in prog.steps if s.kernel in fns), default=0)
     return (need + 15) // 16 * 16
 
 
@@ -149,6 +154,7 @@ def build_c_runtime(model: Model) -> CRuntime:
         "arena_bytes": plan.arena_bytes,
         "arena_alloc": max(plan.arena_bytes, 16),
         "scratch_bytes": scratch_bytes(prog),
+        "scratch_arch": {a: scratch_bytes(prog, a) for a in ARCHS},
         "naive_bytes": plan.naive_bytes(),
         "kernel_headers": [n for n in kernel_files() if n.endswith(".h")],
         "input_bytes": sum(i["nbytes"] for i in ins),

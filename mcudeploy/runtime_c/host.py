@@ -21,6 +21,7 @@ from ..model import Model
 from ..templating import template_bytes
 from .codegen import kernel_files, kernel_sources, render_c_runtime, scratch_bytes
 from .lower import SCRATCH, Program
+from .planner import plan_memory
 
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing")
 
@@ -77,12 +78,13 @@ def kernel_library() -> ctypes.CDLL:
 
 
 def run_program(prog: Program, *inputs: np.ndarray) -> list[np.ndarray]:
-    """Execute a lowered program step by step through the kernel library (one buffer per tensor)."""
+    """Execute a lowered program step by step through the kernel library, every activation at its
+    offset of the static memory plan in one arena (so outputs written over inputs are exercised)."""
     lib = kernel_library()
     m = prog.model
+    plan = plan_memory(prog)
+    arena = np.zeros(max(plan.arena_bytes, 16), np.uint8)
     bufs: dict[int, np.ndarray] = {}
-    for t, x in zip(m.main.inputs, inputs, strict=True):
-        bufs[t] = np.ascontiguousarray(np.asarray(x).astype(m.tensors[t].dtype).reshape(m.tensors[t].shape))
 
     def buf(t: int) -> np.ndarray:
         s = prog.storage(t)
@@ -91,8 +93,12 @@ def run_program(prog: Program, *inputs: np.ndarray) -> list[np.ndarray]:
             if tensor.is_constant:
                 bufs[s] = np.frombuffer(tensor.data, dtype=tensor.dtype).copy()
             else:
-                bufs[s] = np.zeros(tensor.shape, dtype=tensor.dtype)
+                at = plan.offset(s)
+                bufs[s] = arena[at : at + tensor.nbytes].view(tensor.dtype).reshape(tensor.shape)
         return bufs[s]
+
+    for t, x in zip(m.main.inputs, inputs, strict=True):
+        buf(t)[...] = np.asarray(x).astype(m.tensors[t].dtype).reshape(m.tensors[t].shape)
 
     scratch = np.zeros(max(scratch_bytes(prog), 16), np.int8)
     for step in prog.steps:

@@ -228,25 +228,37 @@ def _conv(c: _Ctx) -> tuple[str, list[int], list[int]]:
     return "mcd_k_conv2d", p, [*ins, SCRATCH]
 
 
-DW_PIX = 4  # output pixels per step of the depthwise kernel (MVE; 1 elsewhere)
-POINTER_BYTES = 8  # tap tables sized for 64-bit hosts; a 32-bit target uses half
+# The kernels pick their path from the compiler's macros (mcd_kernels.c), so the scratch buffer is
+# sized per path and the generated source chooses the size with the same macros: "mve" (Helium),
+# "dsp" (SIMD32 + DSP), "c32" (plain C, 32-bit pointers), "host" (plain C, 64-bit pointers).
+ARCHS = ("mve", "dsp", "c32", "host")
 
 
-def dw_scratch(params: tuple[int, ...]) -> int:
+def dw_scratch(params: tuple[int, ...], arch: str = "host") -> int:
     """Bytes of DEPTHWISE_CONV_2D's scratch: the row of input zero points that taps in the padding read
-    (C, rounded up to 16), then DW_PIX tables of one pointer per filter tap."""
+    (C, rounded up to 16), then one table of a pointer per filter tap for each pixel computed at once
+    (4 on MVE, else 1)."""
     c, kh, kw = params[3], params[7], params[8]
-    return (c + 15) // 16 * 16 + DW_PIX * kh * kw * POINTER_BYTES
+    pix, ptr = (4, 4) if arch == "mve" else (1, 8 if arch == "host" else 4)
+    return (c + 15) // 16 * 16 + pix * kh * kw * ptr
 
 
-def conv_scratch(params: tuple[int, ...]) -> int:
-    """Bytes of CONV_2D's scratch: the im2col patches of two output pixels (none for a 1x1 filter without
-    padding, read in place), then for the DSP path, which computes pixels in pairs, each patch's
+def conv_scratch(params: tuple[int, ...], arch: str = "host") -> int:
+    """Bytes of CONV_2D's scratch: the im2col patch of one output pixel (none for a 1x1 filter without
+    padding, read in place); the DSP path computes pixels in pairs: two patches, then each patch's
     16-byte chunks as halfword pairs (2 x 2 bytes per byte)."""
     c, kh, kw, ph, pw = params[3], params[7], params[8], params[13], params[14]
     k = kh * kw * c
-    patches = 0 if (kh, kw, ph, pw) == (1, 1, 0, 0) else 2 * k
-    return (patches + 3) // 4 * 4 + 2 * 2 * (k // 16 * 16)
+    patch = 0 if (kh, kw, ph, pw) == (1, 1, 0, 0) else k
+    if arch != "dsp":
+        return patch
+    return (2 * patch + 3) // 4 * 4 + 2 * 2 * (k // 16 * 16)
+
+
+SCRATCH_FNS: dict[str, Callable[[tuple[int, ...], str], int]] = {
+    "mcd_k_conv2d": conv_scratch,
+    "mcd_k_depthwise_conv2d": dw_scratch,
+}
 
 
 def _dwconv(c: _Ctx) -> tuple[str, list[int], list[int]]:
@@ -546,8 +558,8 @@ def lower(model: Model) -> Program:
             aliases[op.outputs[0]] = src
             continue
         kernel, params, ins = LOWERINGS[op.opcode](c)
-        scratch = {"mcd_k_conv2d": conv_scratch, "mcd_k_depthwise_conv2d": dw_scratch}.get(kernel)
-        scratch = scratch(tuple(params)) if scratch else 0
+        fn = SCRATCH_FNS.get(kernel)
+        scratch = max(fn(tuple(params), a) for a in ARCHS) if fn else 0
         steps.append(_step(c, kernel, params, ins, op.outputs[0], scratch))
     return Program(model, tuple(steps), aliases, derived)
 

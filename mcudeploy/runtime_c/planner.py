@@ -1,18 +1,32 @@
 """Static memory plan: every activation gets an offset in one arena, reusing memory across lifetimes.
 
-Greedy by size (largest first), each buffer at the lowest aligned offset that does not overlap a
-placed buffer whose lifetime intersects its own: the classic offline planner TFLM's
-GreedyMemoryPlanner also uses. Lifetimes are inclusive op-step intervals, so an op's output never
-shares bytes with its inputs (the kernels are not in-place safe).
+Greedy placement, each buffer at the lowest aligned offset that its placed neighbours (buffers whose
+lifetime intersects its own; lifetimes are inclusive op-step intervals) allow: the classic offline
+planner TFLM's GreedyMemoryPlanner uses, run for a few buffer orders (by size, by first use, by
+lifetime), keeping the smallest peak. A buffer goes where the arena's extent grows least, above or
+below what is placed, so a chain of outputs written over their inputs can slide downwards.
+
+An op's output never shares bytes with its inputs, except where the kernel is safe with a partial
+overlap: CONV_2D and DEPTHWISE_CONV_2D (batch 1) walk output pixels in order, in groups of at most
+``GROUP`` pixels that read their whole receptive fields before or while writing the group, and never
+read an input row above the first group pixel's window again. So when the input dies at that step the
+output may start ``delta`` bytes below the input and run into it, where ``delta`` is the largest
+(group's output end - lowest input byte still read from the group on) over all groups. ADD of
+same-shape operands (one flat loop, each element, or vector of 4, read before it is written) may
+write over either operand in place (delta 0).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from .lower import Program
+from .lower import Program, Step
 
 ALIGN = 16
+GROUP = 4  # output pixels a kernel may write together (MVE depthwise 4, DSP convolution 2, else 1)
+_CV_N, _CV_H, _CV_W, _CV_C, _CV_OH, _CV_OW, _CV_OC, _CV_SH, _CV_PH = 0, 1, 2, 3, 4, 5, 6, 9, 13
+OVERLAP_KERNELS = ("mcd_k_conv2d", "mcd_k_depthwise_conv2d")  # + mcd_k_add (same shapes)
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,8 @@ class Placement:
 class MemoryPlan:
     placements: dict[int, Placement]
     arena_bytes: int  # peak: the arena the plan needs
+    # (output, input) storage -> delta: the output may start delta bytes below the input and overlap it
+    overlaps: dict[tuple[int, int], int]
 
     def offset(self, tensor: int) -> int:
         return self.placements[tensor].offset
@@ -36,9 +52,96 @@ class MemoryPlan:
         """What the arena would be without reuse (for reports)."""
         return sum(_align(p.size) for p in self.placements.values())
 
+    def conflicts(self) -> list[tuple[int, int]]:
+        """Live-at-once buffer pairs whose bytes collide beyond a sanctioned overlap (empty: valid)."""
+        ps = list(self.placements.values())
+        bad = []
+        for i, a in enumerate(ps):
+            for b in ps[i + 1 :]:
+                if a.first <= b.last and b.first <= a.last:
+                    lo, hi = _forbidden(a, b, self.overlaps)
+                    if lo < b.offset - a.offset < hi:
+                        bad.append((a.tensor, b.tensor))
+        return bad
+
 
 def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def overlap_delta(step: Step) -> int | None:
+    """Bytes the output of a step must start below its first overlap-safe input to be written over it
+    (None: the kernel is not overlap-safe for these parameters)."""
+    p = step.params
+    if step.kernel == "mcd_k_add":
+        return 0 if _contiguous(p[0:4], p[4:8]) and _contiguous(p[0:4], p[8:12]) else None
+    if step.kernel not in OVERLAP_KERNELS or p[_CV_N] != 1:
+        return None
+    w, c, oh, ow, oc, sh, ph = p[_CV_W], p[_CV_C], p[_CV_OH], p[_CV_OW], p[_CV_OC], p[_CV_SH], p[_CV_PH]
+    npix = oh * ow
+    delta = 0
+    for p0 in range(0, npix, GROUP):
+        p1 = min(p0 + GROUP, npix)
+        # the lowest input byte pixels p0.. read: the start of the first group pixel's top window row
+        # (rows only grow with the pixel index; a row start is below any tap of that row)
+        need = max(0, (p0 // ow) * sh - ph) * w * c
+        delta = max(delta, p1 * oc - need)
+    return _align(delta)
+
+
+def _contiguous(d: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    """mcd_kernels.c ``contiguous``: the operand walks like the output (ADD's flat path)."""
+    step = 1
+    for n, s in zip(reversed(d), reversed(strides), strict=True):
+        if n != 1 and s != step:
+            return False
+        step *= n
+    return True
+
+
+def _forbidden(a: Placement, b: Placement, overlaps: dict[tuple[int, int], int]) -> tuple[int, int]:
+    """Open interval of b.offset - a.offset that would corrupt one of two live-at-once buffers."""
+    sa, sb = _align(a.size), _align(b.size)
+    if (b.tensor, a.tensor) in overlaps:  # b written over a: b at most delta below a, or above a
+        return -overlaps[b.tensor, a.tensor], sa
+    if (a.tensor, b.tensor) in overlaps:  # a written over b
+        return -sb, overlaps[a.tensor, b.tensor]
+    return -sb, sa
+
+
+def _greedy(
+    order: list[int],
+    size: dict[int, int],
+    first: dict[int, int],
+    last: dict[int, int],
+    ov: dict[tuple[int, int], int],
+    down: bool,
+) -> dict[int, Placement]:
+    """Place in ``order``, each buffer where the arena's extent grows least; among equals the lowest
+    offset inside the extent, or (``down``) the lowest offset at all. Offsets may go below 0 (an output
+    written over its input sits below it); the caller shifts."""
+    placed: dict[int, Placement] = {}
+    lo_all = hi_all = 0
+    for s in order:
+        me = Placement(s, 0, size[s], first[s], last[s])
+        busy = []
+        for p in placed.values():
+            if p.first <= last[s] and first[s] <= p.last:
+                lo, hi = _forbidden(p, me, ov)
+                busy.append((p.offset + lo, p.offset + hi))
+        cands = sorted({0, lo_all, *(x for iv in busy for x in iv)})
+        best: tuple[int, int, int] | None = None
+        for c in cands:
+            if any(lo < c < hi for lo, hi in busy):
+                continue
+            key = (max(hi_all, c + _align(size[s])) - min(lo_all, c), 0 if down or c >= lo_all else 1, c)
+            if best is None or key < best:
+                best = key
+        assert best is not None  # the highest busy end is always free
+        offset = best[2]
+        lo_all, hi_all = min(lo_all, offset), max(hi_all, offset + _align(size[s]))
+        placed[s] = Placement(s, offset, size[s], first[s], last[s])
+    return placed
 
 
 def plan_memory(prog: Program) -> MemoryPlan:
@@ -62,18 +165,39 @@ def plan_memory(prog: Program) -> MemoryPlan:
                 touch(t, i)
         touch(step.output, i)
 
-    owners = sorted(first, key=lambda s: (-m.tensors[s].nbytes, s))
-    placed: list[Placement] = []
-    for s in owners:
-        size = m.tensors[s].nbytes
-        busy = sorted(
-            (p.offset, p.offset + _align(p.size)) for p in placed if p.first <= last[s] and first[s] <= p.last
-        )
-        offset = 0
-        for lo, hi in busy:
-            if offset + _align(size) <= lo:
+    ov: dict[tuple[int, int], int] = {}
+    for i, step in enumerate(prog.steps):
+        delta = overlap_delta(step)
+        if delta is None:
+            continue
+        o = prog.storage(step.output)
+        ins = [prog.storage(t) for t in step.inputs if t >= 0 and not prog.tensor(t).is_constant]
+        # CONV/DEPTHWISE: the activation (input 0); ADD: either operand, the first one that dies here
+        for x in ins[:1] if step.kernel in OVERLAP_KERNELS else ins:
+            if o != x and ins.count(x) == 1 and last[x] == i and first[o] == i:
+                ov[o, x] = delta
                 break
-            offset = max(offset, hi)
-        placed.append(Placement(s, offset, size, first[s], last[s]))
-    peak = max((p.offset + _align(p.size) for p in placed), default=0)
-    return MemoryPlan({p.tensor: p for p in sorted(placed, key=lambda p: p.tensor)}, peak)
+
+    size = {s: m.tensors[s].nbytes for s in first}
+    orders: list[Callable[[int], tuple[int, ...]]] = [
+        lambda s: (-size[s], s),  # TFLM's greedy order
+        lambda s: (first[s], -size[s], s),
+        lambda s: (-first[s], -size[s], s),  # outputs before the inputs they are written over
+        lambda s: (-size[s], -first[s], s),
+        lambda s: (-(last[s] - first[s]), -size[s], s),
+        lambda s: (-size[s] * (last[s] - first[s] + 1), s),
+    ]
+    best: tuple[int, dict[int, Placement]] | None = None
+    for key, down in ((k, d) for k in orders for d in (False, True)):
+        placed = _greedy(sorted(first, key=key), size, first, last, ov, down)
+        base = min((p.offset for p in placed.values()), default=0)
+        placed = {s: Placement(s, p.offset - base, p.size, p.first, p.last) for s, p in placed.items()}
+        peak = max((p.offset + _align(p.size) for p in placed.values()), default=0)
+        if best is None or peak < best[0]:
+            best = (peak, placed)
+    assert best is not None or not first
+    peak, placed = best if best else (0, {})
+    plan = MemoryPlan({s: placed[s] for s in sorted(placed)}, peak, ov)
+    if plan.conflicts():  # a planner bug must never reach a kernel as silently wrong bytes
+        raise AssertionError(f"memory plan collides: {plan.conflicts()[:3]}")
+    return plan
