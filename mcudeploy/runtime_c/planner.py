@@ -21,11 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from .lower import Program, Step
 
 ALIGN = 16
 GROUP = 4  # output pixels a kernel may write together (MVE depthwise 4, DSP convolution 2, else 1)
-_CV_N, _CV_H, _CV_W, _CV_C, _CV_OH, _CV_OW, _CV_OC, _CV_SH, _CV_PH = 0, 1, 2, 3, 4, 5, 6, 9, 13
+_CV_N, _CV_W, _CV_C, _CV_OH, _CV_OW, _CV_OC, _CV_SH, _CV_SW, _CV_PH, _CV_PW = 0, 2, 3, 4, 5, 6, 9, 10, 13, 14
 OVERLAP_KERNELS = ("mcd_k_conv2d", "mcd_k_depthwise_conv2d")  # + mcd_k_add (same shapes)
 
 
@@ -77,15 +79,17 @@ def overlap_delta(step: Step) -> int | None:
         return 0 if _contiguous(p[0:4], p[4:8]) and _contiguous(p[0:4], p[8:12]) else None
     if step.kernel not in OVERLAP_KERNELS or p[_CV_N] != 1:
         return None
-    w, c, oh, ow, oc, sh, ph = p[_CV_W], p[_CV_C], p[_CV_OH], p[_CV_OW], p[_CV_OC], p[_CV_SH], p[_CV_PH]
-    npix = oh * ow
-    delta = 0
-    for p0 in range(0, npix, GROUP):
-        p1 = min(p0 + GROUP, npix)
-        # the lowest input byte pixels p0.. read: the start of the first group pixel's top window row
-        # (rows only grow with the pixel index; a row start is below any tap of that row)
-        need = max(0, (p0 // ow) * sh - ph) * w * c
-        delta = max(delta, p1 * oc - need)
+    w, c, oh, ow, oc = p[_CV_W], p[_CV_C], p[_CV_OH], p[_CV_OW], p[_CV_OC]
+    sh, sw, ph, pw = p[_CV_SH], p[_CV_SW], p[_CV_PH], p[_CV_PW]
+    # each pixel's lowest possible input byte: its window's top-left corner clamped into the input
+    # (a bound below every tap it reads), then the minimum over it and all later pixels
+    oy, ox = np.divmod(np.arange(oh * ow), ow)
+    low = (np.maximum(oy * sh - ph, 0) * w + np.maximum(ox * sw - pw, 0)) * c
+    need = np.minimum.accumulate(low[::-1])[::-1]
+    # a group of GROUP pixels writes its outputs while or after reading from its first pixel's need on
+    p0 = np.arange(0, oh * ow, GROUP)
+    ends = np.minimum(p0 + GROUP, oh * ow) * oc
+    delta = int(max(0, (ends - need[p0]).max())) if len(p0) else 0
     return _align(delta)
 
 
