@@ -5,8 +5,8 @@ Every stage writes into its own folder under the output directory and the pipeli
 the hashes of its inputs and outputs (see :mod:`mcudeploy.pipeline`): a re-run with nothing changed
 does no work, a changed option re-runs only the stages it reaches, a failed stage names itself.
 
-The configuration is TOML (``examples/mcudeploy.toml``); :data:`SCHEMA` is the single definition of
-every key, its type and default, used for validation, defaults and ``--set`` overrides alike.
+The configuration lives in :mod:`mcudeploy.deploy_config`, the report's data in
+:mod:`mcudeploy.deploy_report`; this module holds the stages and runs them.
 """
 
 from __future__ import annotations
@@ -15,251 +15,46 @@ import contextlib
 import dataclasses
 import functools
 import json
-import math
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tomllib
 
 from ._io import atomic_directory, write_bytes_atomic, write_text_atomic
+from .deploy_config import (
+    AUTO_RUNTIME,
+    BUILTIN_DIGITS,
+    SCHEMA,
+    _is_tflite,
+    load_config,
+    parse_override,
+    runtimes,
+)
+from .deploy_report import memory_map, report_data
 from .errors import ConfigError, GateError, InputError
 from .pipeline import Context, Pipeline, Stage, StageResult
 
 if TYPE_CHECKING:
     from .model import Model
 
-BUILTIN_DIGITS = "builtin:digits"
-AUTO_RUNTIME = "auto"  # the C runtime, plus TFLM when a TFLM tree is configured
-
-# section -> key -> (accepted types, default). "" is the top level.
-_Spec = tuple[tuple[type, ...], Any]
-SCHEMA: dict[str, dict[str, _Spec]] = {
-    "": {"out": ((str,), "mcudeploy-out")},
-    "model": {"path": ((str,), BUILTIN_DIGITS), "epochs": ((int,), 30), "seed": ((int,), 0)},
-    "optimize": {
-        "recipe": ((str,), None),
-        "data": ((str,), None),
-        "epochs": ((int,), 4),  # mcudeploy.optimize.FineTune's defaults
-        "learning_rate": ((float, int), None),  # None: per stage (STAGE_LEARNING_RATES)
-        "batch_size": ((int,), 32),
-        "sparsity": ((float, int), None),
-        "schedule": ((str,), None),
-        "structured": ((str,), None),
-        "clusters": ((int,), None),
-        "centroid_init": ((str,), None),
-        "per_channel": ((bool,), None),
-    },
-    "quantize": {"data": ((str,), None), "samples": ((int,), 200), "per_channel": ((bool,), True)},
-    "evaluate": {
-        "data": ((str,), None),
-        "limit": ((int,), None),
-        "gates": ((dict,), {}),
-        "per_layer_samples": ((int,), 200),  # per-layer int8 error vs float on this many samples; 0: off
-    },
-    "vela": {
-        "board": ((str,), None),
-        "accelerator": ((str,), None),
-        "system_config": ((str,), None),
-        "memory_mode": ((str,), None),
-        "optimise": ((str,), "Performance"),
-    },
-    "firmware": {
-        "board": ((str,), "qemu-an547"),
-        "runtime": ((str, list), AUTO_RUNTIME),
-        "tflm_root": ((str,), None),
-    },
-    "run": {
-        "enabled": ((bool,), True),
-        "board": ((str,), None),
-        "port": ((str,), None),
-        "labgrid_place": ((str,), None),  # a board-farm place: its serial port and flasher (labgrid)
-        "coordinator": ((str,), None),  # labgrid coordinator address (default: $LG_COORDINATOR)
-        "baudrate": ((int,), 115200),
-        "samples": ((int,), 0),  # 0: every sample of the evaluation data
-        "timeout": ((float, int), 300.0),
-        "gates": ((dict,), {}),
-    },
-    "report": {"title": ((str,), "mcudeploy deploy report")},
-}
-_PATH_KEYS = {
-    ("", "out"),
-    ("model", "path"),
-    ("optimize", "data"),
-    ("quantize", "data"),
-    ("evaluate", "data"),
-    ("firmware", "tflm_root"),
-}
-# Run gates are mcudeploy.results.Gates fields; evaluate gates are mcudeploy.evaluate.GATES names.
-_RUN_GATES = (
-    "min_accuracy",
-    "match_golden_accuracy",
-    "require_bit_exact",
-    "latency_budget_ms",
-    "latency_budget",
-    "max_failed",
-)
-
-
-# -- configuration ---------------------------------------------------------------------------
-def _type_name(types: tuple[type, ...]) -> str:
-    return " or ".join(
-        {
-            "str": "string",
-            "int": "integer",
-            "float": "number",
-            "bool": "boolean",
-            "dict": "table",
-            "list": "list",
-        }[t.__name__]
-        for t in types
-    )
-
-
-def _check_value(where: str, value: Any, types: tuple[type, ...]) -> Any:
-    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-    if not ok:
-        raise ConfigError(f"{where}: expected {_type_name(types)}, got {value!r}")
-    if isinstance(value, dict):  # gate tables: every number in them finite and not negative
-        for k, v in value.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and v >= 0):
-                raise ConfigError(f"{where}.{k}: expected a finite number ≥ 0, got {v!r}")
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-    return value
-
-
-def _unknown_section(where: str, name: str) -> ConfigError:
-    return ConfigError(f"{where}: unknown section [{name}] (known: {', '.join(sorted(SCHEMA)[1:])})")
-
-
-def parse_override(text: str) -> tuple[str, str, Any]:
-    """``section.key=value`` (value in TOML syntax; a bare word is taken as a string)."""
-    name, sep, raw = text.partition("=")
-    if not sep:
-        raise ConfigError(f"--set {text!r}: expected SECTION.KEY=VALUE")
-    section, _, key = name.strip().rpartition(".")
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return section, key, value
-
-
-def load_config(
-    path: str | os.PathLike[str] | None = None,
-    overrides: list[tuple[str, str, Any]] | None = None,
-    *,
-    base_dir: Path | None = None,
-) -> dict[str, Any]:
-    """The validated configuration: defaults, then the TOML file, then ``overrides``.
-
-    Relative paths in the file are taken relative to the file's folder; paths given as overrides
-    (command-line flags) relative to the working directory.
-    """
-    raw: dict[str, Any] = {}
-    cfg_dir = base_dir or Path.cwd()
-    src = "configuration"
-    if path is not None:
-        p = Path(path)
-        src = str(p)
-        try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"{p}: no such configuration file") from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-            raise ConfigError(f"{p}: not valid TOML ({e})") from None
-        cfg_dir = p.resolve().parent
-    cfg: dict[str, dict[str, Any]] = {s: {k: v for k, (_, v) in keys.items()} for s, keys in SCHEMA.items()}
-
-    def put(section: str, key: str, value: Any, base: Path, where: str) -> None:
-        if section not in SCHEMA:
-            raise _unknown_section(where, section)
-        spec = SCHEMA[section].get(key)
-        name = f"{section}.{key}" if section else key
-        if spec is None:
-            known = ", ".join(sorted(SCHEMA[section]))
-            raise ConfigError(f"{where}: unknown key '{name}' (known in {section or 'top level'}: {known})")
-        value = _check_value(f"{where}: {name}", value, spec[0])
-        if (section, key) in _PATH_KEYS and not value.startswith("builtin:"):
-            value = str((base / Path(value).expanduser()).resolve())
-        cfg[section][key] = value
-
-    for k, v in raw.items():
-        if isinstance(v, dict):
-            if k not in SCHEMA or not k:
-                raise _unknown_section(src, k)
-            for kk, vv in v.items():
-                put(k, kk, vv, cfg_dir, src)
-        else:
-            put("", k, v, cfg_dir, src)
-    for section, key, value in overrides or []:
-        put(section, key, value, Path.cwd(), "command line")
-    cfg["optimize"]["enabled"] = cfg["optimize"]["recipe"] is not None
-    _validate(cfg)
-    return cfg
-
-
-def _validate(cfg: dict[str, Any]) -> None:
-    from .boards import get_board
-    from .evaluate import GATES
-
-    for g in cfg["evaluate"]["gates"]:
-        if g not in GATES:
-            raise ConfigError(f"unknown key 'evaluate.gates.{g}' (known: {', '.join(sorted(GATES))})")
-    for g in cfg["run"]["gates"]:
-        if g not in _RUN_GATES:
-            raise ConfigError(f"unknown key 'run.gates.{g}' (known: {', '.join(_RUN_GATES)})")
-    fw = get_board(cfg["firmware"]["board"])
-    rb = cfg["run"]["board"]
-    if rb is not None and rb != fw.name:
-        raise ConfigError(
-            f"run.board '{rb}' differs from firmware.board '{fw.name}': the run uses that firmware"
-        )
-    if cfg["vela"]["board"]:
-        get_board(cfg["vela"]["board"])
-    model = cfg["model"]["path"]
-    if model.startswith("builtin:") and model != BUILTIN_DIGITS:
-        raise ConfigError(f"model.path {model!r}: the only built-in model is {BUILTIN_DIGITS!r}")
-    if not model.startswith("builtin:") and cfg["evaluate"]["data"] is None:
-        raise ConfigError("evaluate.data is required with your own model (a labelled .npz with x and y)")
-    if cfg["run"]["port"] and cfg["run"]["labgrid_place"]:
-        raise ConfigError("run.port and run.labgrid_place both name the device: give one")
-    if cfg["run"]["samples"] < 0 or cfg["quantize"]["samples"] < 1:
-        raise ConfigError("run.samples must be ≥ 0 and quantize.samples ≥ 1")
-    if cfg["run"]["timeout"] <= 0:
-        raise ConfigError(f"run.timeout must be > 0 seconds, got {cfg['run']['timeout']!r}")
-    if cfg["model"]["epochs"] < 1:
-        raise ConfigError(f"model.epochs must be ≥ 1, got {cfg['model']['epochs']!r}")
-    runtimes(cfg)
-
-
-def runtimes(cfg: dict[str, Any]) -> list[str]:
-    """The firmware variants to build: ``auto`` is the C runtime, plus TFLM when a tree is configured."""
-    from .codegen import get_runtime
-
-    rt = cfg["firmware"]["runtime"]
-    if rt == AUTO_RUNTIME:
-        from .setup.tflm import default_tree
-
-        has_tree = cfg["firmware"]["tflm_root"] or os.environ.get("MCUDEPLOY_TFLM_ROOT") or default_tree()
-        names = ["c"] + (["tflm"] if has_tree else [])
-    else:
-        names = [rt] if isinstance(rt, str) else list(rt)
-    if not names or len(set(names)) != len(names):
-        raise ConfigError(f"firmware.runtime {rt!r}: give one runtime or a list of distinct ones")
-    for n in names:
-        _check_value("firmware.runtime", n, (str,))
-        get_runtime(n)
-    return names
-
-
-def _is_tflite(path: str) -> bool:
-    return Path(path).suffix.lower() == ".tflite"
-
+# The typed API: config and report data live in their own modules, re-exported here.
+__all__ = [
+    "AUTO_RUNTIME",
+    "BUILTIN_DIGITS",
+    "SCHEMA",
+    "DeployResult",
+    "check_deploy",
+    "deploy",
+    "deploy_stages",
+    "load_config",
+    "memory_map",
+    "parse_override",
+    "report_data",
+    "run_on_target",
+    "runtimes",
+]
 
 # -- stages -------------------------------------------------------------------------------
 StageOut = tuple[dict[str, Path], dict[str, Any]]
@@ -603,151 +398,6 @@ def _report(ctx: Context) -> StageOut:
     data = report_data(ctx.options, ctx.summaries)
     html_path, md_path = write_report(data, ctx.stage_dir("report"))
     return {"report_html": html_path, "report_md": md_path}, {"title": data["title"]}
-
-
-# -- the report -------------------------------------------------------------------------------
-_RUNG_LABELS = {"float": "float", "tflite-int8": "int8 TFLite", "tflm-int8": "int8 host TFLM"}
-
-
-def _drop_pp(ev: dict[str, Any]) -> float:
-    """Accuracy lost from the first rung (float, or the int8 model) to host TFLM, in percentage points."""
-    rungs = ev.get("rungs", [])
-    return rungs[0]["accuracy"] - rungs[-1]["accuracy"] if rungs else 0.0
-
-
-def report_data(options: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The report's :data:`mcudeploy.report.ReportData`, assembled from the stage summaries alone."""
-    from .boards import get_board
-    from .profile import join_vela
-
-    rts = sorted(n[len("run-") :] for n in summaries if n.startswith("run-"))
-    built = sorted(n[len("build-") :] for n in summaries if n.startswith("build-"))
-    ev = summaries.get("evaluate", {})
-    board = options["firmware"]["board"]
-    facts: list[tuple[str, Any]] = [("model", ev.get("model", summaries.get("model", {}).get("model", "?")))]
-    if ev:
-        facts += [
-            ("sha256", ev["sha256"]),
-            ("int8 size", f"{ev['int8_bytes']:,} B"),
-            *(
-                [
-                    (
-                        "int8 / float .tflite",
-                        f"{ev['int8_bytes'] / ev['float_bytes']:.3f}× ({ev['float_bytes']:,} B float)",
-                    )
-                ]
-                if ev.get("float_bytes")
-                else []
-            ),
-            ("int8 drop (float → host TFLM)", f"{_drop_pp(ev):.2f} pp"),
-            *[
-                (
-                    f"TFLite ({a['kernels']} kernels) vs host TFLM",
-                    f"{a['byte_identical_pct']:.2f} % byte-identical, top-1 agreeing on "
-                    f"{a['top1_agreement_pct']:.2f} %, max {a['max_lsb_diff']} LSB",
-                )
-                for a in ev.get("agreement", [])
-            ],
-            ("evaluation data", f"{ev['dataset']} ({ev['samples']} samples)"),
-            ("host TFLM arena", f"{ev['arena_bytes']:,} B"),
-        ]
-    if "optimize" in summaries:
-        facts.append(("optimization", summaries["optimize"]["recipe"].get("name", "?")))
-    layer_error = ev.get("per_layer") or []
-    facts.append(("firmware board", board))
-    accuracy = [
-        {"rung": _RUNG_LABELS.get(r["name"], r["name"]), "top1": r["accuracy"] / 100.0}
-        for r in ev.get("rungs", [])
-    ]
-    data: dict[str, Any] = {"title": options["report"]["title"], "facts": facts, "accuracy": accuracy}
-    if layer_error:
-        data["layer_error"] = layer_error[:5]
-    for rt in rts:
-        run = summaries[f"run-{rt}"]
-        dev = run.get("device", {})
-        facts.append(
-            (
-                f"device ({rt})",
-                f"{run['where']}: {dev.get('timer', '?')}, arena used "
-                f"{dev.get('arena_used', 0):,} B, {run['measured']}/{run['samples']} samples",
-            )
-        )
-        if run.get("accuracy") is not None:
-            subset = (
-                f" ({run['samples']} of {ev['samples']})" if ev and run["samples"] != ev["samples"] else ""
-            )
-            accuracy.append({"rung": f"device {rt}{subset}", "top1": float(run["accuracy"])})
-        if run.get("bit_exact_fraction") is not None and "agreement" not in data:
-            data["agreement"] = {
-                "label": f"device ({rt}) vs host TFLM",
-                "byte_identical": float(run["bit_exact_fraction"]),
-                "max_lsb": run["max_lsb"],
-            }
-        prof = run.get("profile") or {}
-        if prof.get("layers") and "device_layers" not in data:
-            data["device_layers"] = join_vela(prof, (summaries.get("vela") or {}).get("per_layer"))
-        if run.get("latency_values") and "latency" not in data:
-            unit = run["latency"]["unit"]
-            data["latency"] = {
-                "unit": f"{unit} per inference ({rt}, {run['where']})",
-                "values": run["latency_values"],
-                "clock_hz": dev.get("clock_hz"),
-            }
-    if built:
-        data["memory"] = memory_map(
-            get_board(board), summaries[f"build-{built[0]}"], summaries.get(f"generate-{built[0]}", {})
-        )
-        facts.append(
-            ("image", ", ".join(f"{rt}: {summaries[f'build-{rt}']['text_bytes']:,} B text" for rt in built))
-        )
-    vela = summaries.get("vela")
-    if vela:
-        facts.append(
-            (
-                "Vela",
-                f"{vela['accelerator']} ({vela.get('board') or 'no board'}): "
-                f"{vela['npu_ops']} NPU ops, {len(vela['cpu_ops'])} CPU ops, "
-                f"{vela['npu_cycles']:,} NPU cycles, {vela['total_cycles']:,} total cycles, "
-                f"{vela['inference_time_s'] * 1e3:.3f} ms/inference estimated"
-                + (" for the NPU part only (CPU ops not estimated)" if vela["cpu_ops"] else ""),
-            )
-        )
-        data["npu_layers"] = vela["per_layer"]
-        data["cpu_ops"] = [{"op": c["op"], "reason": c["reason"]} for c in vela["cpu_ops"]]
-    return data
-
-
-def _section_part(name: str) -> str:
-    if name == ".mcd_model":
-        return "model"
-    if name == ".mcd_arena":
-        return "arena"
-    if name in (".stack", ".heap"):
-        return "stack+heap"
-    return "app"
-
-
-def memory_map(board: Any, build: dict[str, Any], generate: dict[str, Any]) -> list[dict[str, Any]]:
-    """Bytes per region of the linked image, split into model / arena / stack+heap / app.
-
-    Runtimes that compile the weights into their code (the C runtime) have no model section: the
-    weight bytes the generator planned are moved from "app" to "model" in the code region.
-    """
-    used: dict[str, dict[str, int]] = {name: {} for name in board.memory}
-    for sec, size in build["sections"].items():
-        addr = int(build["addresses"][sec], 16)
-        region = next((r for r in board.memory.values() if r.origin <= addr < r.origin + r.length), None)
-        if region is not None and size:
-            part = _section_part(sec)
-            used[region.name][part] = used[region.name].get(part, 0) + int(size)
-    for reg in generate.get("memory", {}).get("regions", []):
-        weights = sum(dm["bytes"] for dm in reg["demands"] if "weights" in dm["what"])
-        app = used.get(reg["name"], {}).get("app", 0)
-        if weights and app >= weights:
-            used[reg["name"]]["app"] = app - weights
-            used[reg["name"]]["model"] = used[reg["name"]].get("model", 0) + weights
-    regions = sorted(board.memory.values(), key=lambda r: r.origin)
-    return [{"region": r.name, "size": r.length, "used": used[r.name]} for r in regions if used[r.name]]
 
 
 # -- the pipeline ---------------------------------------------------------------------------
