@@ -274,7 +274,13 @@ def _broadcast_shapes(draw) -> tuple[list[int], list[int], list[int]]:
     st.integers(0, 2**16),
 )
 def test_add_mul_bit_exact(opcode, data, s1, s2, so, z1, z2, zo, act, const_b, seed) -> None:
-    a, b, out = _broadcast_shapes(data.draw)
+    check_binary_op(opcode, data.draw, (s1, s2, so), (z1, z2, zo), act, const_b, seed)
+
+
+def check_binary_op(opcode: str, draw, scales3, zps3, act: int, const_b: bool, seed: int) -> None:
+    """A broadcasting binary op (second operand a tensor or a constant) against host TFLM."""
+    (s1, s2, so), (z1, z2, zo) = scales3, zps3
+    a, b, out = _broadcast_shapes(draw)
     rng = np.random.default_rng(seed)
     g = GraphBuilder()
     x1 = g.tensor(a, "int8", s1, z1)
@@ -285,8 +291,7 @@ def test_add_mul_bit_exact(opcode, data, s1, s2, so, z1, z2, zo, act, const_b, s
     )
     y = g.tensor(out, "int8", so, zo)
     g.op(opcode, [x1, x2], [y], fused_activation_function=act)
-    inputs = [x1] if const_b else [x1, x2]
-    assert_bit_exact(g.build(inputs, [y]), seed)
+    assert_bit_exact(g.build([x1] if const_b else [x1, x2], [y]), seed)
 
 
 @SETTINGS

@@ -14,7 +14,7 @@ from mcudeploy.errors import UnsupportedError
 from mcudeploy.runtime_c.lower import lower
 from mcudeploy.tflite_builder import GraphBuilder
 from tests.hyp import examples
-from tests.test_runtime_c_kernels import _broadcast_shapes, acts, assert_bit_exact, scales, zps
+from tests.test_runtime_c_kernels import acts, assert_bit_exact, check_binary_op, scales, zps
 
 SETTINGS = examples(40)
 seeds = st.integers(0, 2**16)
@@ -130,18 +130,7 @@ def test_pack_bit_exact(shape, data, n, dtype, s, zp, seed) -> None:
 @examples(60)
 @given(st.data(), scales, scales, scales, zps, zps, zps, acts, st.booleans(), seeds)
 def test_sub_bit_exact(data, s1, s2, so, z1, z2, zo, act, const_b, seed) -> None:
-    a, b, out = _broadcast_shapes(data.draw)
-    rng = np.random.default_rng(seed)
-    g = GraphBuilder()
-    x1 = g.tensor(a, "int8", s1, z1)
-    x2 = (
-        g.const(rng.integers(-128, 128, b), "int8", scale=s2, zero_point=z2)
-        if const_b
-        else g.tensor(b, "int8", s2, z2)
-    )
-    y = g.tensor(out, "int8", so, zo)
-    g.op("SUB", [x1, x2], [y], fused_activation_function=act)
-    assert_bit_exact(g.build([x1] if const_b else [x1, x2], [y]), seed)
+    check_binary_op("SUB", data.draw, (s1, s2, so), (z1, z2, zo), act, const_b, seed)
 
 
 @SETTINGS
