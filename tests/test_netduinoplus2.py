@@ -78,7 +78,8 @@ def test_clock_and_wiring_errors_name_the_key(path: str, value: Any, message: st
 
 
 def _copy_model(shape: tuple[int, ...]):
-    """Input -> 1x1 conv -> output, both activations of ``shape``: an arena of about twice its size."""
+    """Input -> 1x1 conv -> ADD with the input, activations of ``shape``: the input stays live while
+    the conv writes, so no plan overlaps the two and the arena is about twice the shape's size."""
     rng = np.random.default_rng(5)
     g = GraphBuilder()
     c = shape[-1]
@@ -89,7 +90,9 @@ def _copy_model(shape: tuple[int, ...]):
     g.op(
         "CONV_2D", [x, w, b], [y], padding=1, stride_h=1, stride_w=1, dilation_h_factor=1, dilation_w_factor=1
     )
-    return g.build([x], [y], source="wide.tflite")
+    z = g.tensor(shape, "int8", 0.1, 0)
+    g.op("ADD", [x, y], [z], fused_activation_function=0)
+    return g.build([x], [z], source="wide.tflite")
 
 
 def test_fit_is_planned_per_target_and_a_model_too_big_is_refused_naming_the_region(tmp_path: Path) -> None:
