@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -241,3 +242,29 @@ def test_cli_build_reports_sections(c_firmware, tmp_path: Path) -> None:
     assert data["runtime"] == "c" and data["board"] == QEMU
     assert data["sections"][".text"] == c_firmware.sections[".text"]  # same sources, same compiler
     assert Path(data["elf_path"]).is_file()
+
+
+@pytest.mark.qemu
+def test_prebuilt_tflm_of_a_reference_kernel_tree_configures(digits_int8, tmp_path: Path) -> None:
+    """A reference-kernel export has no third_party/cmsis_nn: the prebuilt (IMPORTED) library target
+    must not name that folder, which CMake refuses for imported targets (seen with setup tflm
+    --kernels reference)."""
+    tree = tmp_path / "tree"
+    for rel in build_mod.TFLM_REQUIRED:
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text("")
+    for d in ("third_party/gemmlowp", "third_party/ruy", "third_party/kissfft"):
+        (tree / d).mkdir(parents=True, exist_ok=True)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "libtflm.a").write_bytes(b"!<arch>\n")
+    p = codegen.generate(digits_int8, get_board(QEMU), tmp_path / "p", runtime="tflm")
+    tools = build_mod.find_toolchain()
+    r = subprocess.run(
+        [tools.cmake, "-S", str(p.path), "-B", str(tmp_path / "b"), "-G", tools.generator,
+         f"-DTFLM_ROOT={tree}", f"-DMCD_TFLM_PREBUILT={lib}", f"-DARM_TOOLCHAIN_ROOT={tools.bin_dir}",
+         f"-DCMAKE_TOOLCHAIN_FILE={p.path / 'cmake' / 'arm-none-eabi.cmake'}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "TFLite Micro kernels: reference" in r.stdout
