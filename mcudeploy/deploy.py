@@ -33,7 +33,7 @@ from .deploy_config import (
     runtimes,
 )
 from .deploy_report import memory_map, report_data
-from .errors import ConfigError, GateError, InputError
+from .errors import ConfigError, GateError, InputError, MCUDeployError
 from .pipeline import Context, Pipeline, Stage, StageResult
 
 if TYPE_CHECKING:
@@ -77,6 +77,18 @@ def _model(ctx: Context) -> StageOut:
     src = Path(o["path"])
     if not src.exists():
         raise InputError(f"{src}: no such model file or folder")
+    # Checked here, so a bad model fails the first stage, before the output folder keeps anything.
+    from .model import KERAS_SUFFIXES, MODEL_FORMATS, read_tflite
+
+    if _is_tflite(src.name):
+        if src.is_dir():
+            raise InputError(f"{src}: a folder, not a .tflite file")
+        read_tflite(src)
+    elif src.is_file() and src.suffix.lower() not in (*KERAS_SUFFIXES, ".onnx", ".pt2"):
+        raise InputError(
+            f"{src}: unknown model format {src.suffix!r}",
+            hint=MODEL_FORMATS,
+        )
     dst = d / src.name
     if src.is_dir():  # a SavedModel folder
         with atomic_directory(dst) as stage:
@@ -549,9 +561,17 @@ def deploy(
     out = Path(cfg[""]["out"])
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")
+    fresh = not out.exists()
     pipe = Pipeline(deploy_stages(cfg), out, cfg)
     with folder_lock(out, notice=notice):
-        results = pipe.run(on_stage)
+        try:
+            results = pipe.run(on_stage)
+        except MCUDeployError:
+            # Nothing was made in a folder this run created: leave none behind (only while holding the
+            # lock: a deploy that gave up waiting must not remove the folder another one is filling).
+            if fresh and not pipe.ctx.summaries:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
     failed = [
         f"{name}: {g['message']}"
         for name, s in sorted(pipe.ctx.summaries.items())

@@ -805,6 +805,7 @@ def _check_semantics(model: Model) -> None:
 
 # -- float models -------------------------------------------------------------------------
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+MODEL_FORMATS = "expected .keras, .h5, .onnx, .pt2 (torch.export), a SavedModel folder, or .tflite"
 
 
 def is_tflite(path: str | os.PathLike[str]) -> bool:
@@ -846,7 +847,7 @@ def load_keras(path: str | os.PathLike[str]) -> Any:
         if p.suffix.lower() not in KERAS_SUFFIXES:
             raise InputError(
                 f"{p}: unknown model format {p.suffix!r}",
-                hint="expected .keras, .h5, .onnx, .pt2 (torch.export), a SavedModel folder, or .tflite",
+                hint=MODEL_FORMATS,
             )
         return _load_keras_file(tf, p)
     except MCUDeployError:  # already says what is wrong (a missing onnx package is exit 3, not 2)

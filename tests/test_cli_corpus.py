@@ -323,6 +323,5 @@ def test_bad_input_is_exit_2_naming_the_culprit(
         bad.culprit.startswith("--") and not value.lstrip("-").replace(".", "").isdigit() and value in text
     )
     assert named, f"{argv}: the message does not name {bad.culprit!r}:\n{text[-2000:]}"
-    if argv[0] != "deploy":  # deploy's pipeline folder on a failed first stage: output integrity (issue 13)
-        assert not out.exists() or not any(out.rglob("*")), f"{argv}: left {sorted(out.rglob('*'))[:5]}"
+    assert not out.exists() or not any(out.rglob("*")), f"{argv}: left {sorted(out.rglob('*'))[:5]}"
     assert set(os.listdir(tmp_path)) <= before | {"O"}
