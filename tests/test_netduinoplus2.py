@@ -21,6 +21,7 @@ from mcudeploy import codegen
 from mcudeploy.boards import get_board, parse_board
 from mcudeploy.errors import BoardError, MemoryFitError
 from mcudeploy.tflite_builder import GraphBuilder
+from tests.graphs import conv
 
 BOARD = "netduinoplus2"
 BOARD_FILE = Path(__file__).resolve().parent.parent / "boards" / f"{BOARD}.toml"
@@ -87,9 +88,7 @@ def _copy_model(shape: tuple[int, ...]):
     w = g.const(rng.integers(-127, 128, (c, 1, 1, c)), "int8", scale=[0.01] * c)
     b = g.const(np.zeros(c, dtype=np.int64), "int32", scale=[0.0005] * c)
     y = g.tensor(shape, "int8", 0.1, 0)
-    g.op(
-        "CONV_2D", [x, w, b], [y], padding=1, stride_h=1, stride_w=1, dilation_h_factor=1, dilation_w_factor=1
-    )
+    conv(g, [x, w, b], y, padding=1)
     z = g.tensor(shape, "int8", 0.1, 0)
     g.op("ADD", [x, y], [z], fused_activation_function=0)
     return g.build([x], [z], source="wide.tflite")

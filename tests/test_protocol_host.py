@@ -130,17 +130,18 @@ def test_a_device_that_never_announces_its_port_fails_by_the_deadline(tmp_path: 
 def _small_c_model():
     """CONV_2D -> RESHAPE (an alias: no layer) -> FULLY_CONNECTED -> SOFTMAX, all int8."""
     from mcudeploy.tflite_builder import GraphBuilder
+    from tests.graphs import conv, int8_weights
 
     rng = np.random.default_rng(5)
     g = GraphBuilder()
     x = g.tensor((1, 6, 6, 2), "int8", 0.05, -3)
-    w = g.const(rng.integers(-127, 128, (4, 3, 3, 2)).astype(np.int8), "int8", scale=[0.02], zero_point=0)
+    w = g.const(int8_weights(rng, (4, 3, 3, 2)), "int8", scale=[0.02], zero_point=0)
     b = g.const(rng.integers(-500, 500, 4), "int32", scale=[0.001], zero_point=0)
     c = g.tensor((1, 6, 6, 4), "int8", 0.1, 2)
-    g.op("CONV_2D", [x, w, b], [c], padding=0, stride_h=1, stride_w=1, fused_activation_function=1)
+    conv(g, [x, w, b], c, padding=0, act=1)
     flat = g.tensor((1, 144), "int8", 0.1, 2)
     g.op("RESHAPE", [c, g.const(np.array([1, 144]), "int32")], [flat])
-    fw = g.const(rng.integers(-127, 128, (10, 144)).astype(np.int8), "int8", scale=[0.01], zero_point=0)
+    fw = g.const(int8_weights(rng, (10, 144)), "int8", scale=[0.01], zero_point=0)
     logits = g.tensor((1, 10), "int8", 0.2, 0)
     g.op("FULLY_CONNECTED", [flat, fw, -1], [logits])
     y = g.tensor((1, 10), "int8", 1 / 256, -128)

@@ -22,6 +22,7 @@ from mcudeploy.runtime_c.planner import plan_memory
 from mcudeploy.tflite_builder import GraphBuilder
 from mcudeploy.tflm_host import HostTFLM
 from tests.exact_elementwise import OPS, Case, draw, mismatch
+from tests.graphs import bias_scales, conv, int8_weights, pool
 from tests.hyp import examples
 
 SETTINGS = examples(60)
@@ -46,10 +47,6 @@ def assert_bit_exact(model, seed: int, n: int = 3) -> None:
         got = run_program(prog, *xs)
         for w, g in zip(want, got, strict=True):
             assert w.tobytes() == g.tobytes(), f"differs:\nTFLM {w.ravel()[:64]}\nours {g.ravel()[:64]}"
-
-
-def _weights(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    return rng.integers(-127, 128, shape).astype(np.int8)
 
 
 def _out_size(pad: int, size: int, k: int, stride: int, dil: int) -> int:
@@ -94,26 +91,26 @@ def _conv_model(p: dict, depthwise: bool):
     g = GraphBuilder()
     x = g.tensor((1, p["h"], p["w"], p["c"]), "int8", p["s_in"], p["zp_in"])
     wshape = (1, p["kh"], p["kw"], oc) if depthwise else (oc, p["kh"], p["kw"], p["c"])
-    w = g.const(_weights(rng, wshape), "int8", scale=list(wscales), zero_point=0, axis=3 if depthwise else 0)
+    w = g.const(
+        int8_weights(rng, wshape), "int8", scale=list(wscales), zero_point=0, axis=3 if depthwise else 0
+    )
     ins = [x, w]
     if p["bias"] or depthwise:  # TFLM's depthwise kernel dereferences a missing bias
-        bscale = [float(np.float32(p["s_in"]) * np.float32(s)) for s in np.resize(wscales, oc)]
+        bscale = bias_scales(p["s_in"], wscales, oc)
         ins.append(g.const(rng.integers(-3000, 3000, oc), "int32", scale=bscale, zero_point=0))
     else:
         ins.append(-1)
     y = g.tensor((1, oh, ow, oc), "int8", p["s_out"], p["zp_out"])
-    opts = dict(
+    conv(
+        g,
+        ins,
+        y,
         padding=p["pad"],
-        stride_h=p["sh"],
-        stride_w=p["sw"],
-        dilation_h_factor=p["dh"],
-        dilation_w_factor=p["dw"],
-        fused_activation_function=p["act"],
+        stride=(p["sh"], p["sw"]),
+        dilation=(p["dh"], p["dw"]),
+        act=p["act"],
+        depth_multiplier=p["dm"] if depthwise else None,
     )
-    if depthwise:
-        g.op("DEPTHWISE_CONV_2D", ins, [y], depth_multiplier=p["dm"], **opts)
-    else:
-        g.op("CONV_2D", ins, [y], **opts)
     return g.build([x], [y])
 
 
@@ -154,11 +151,12 @@ def test_fully_connected_bit_exact(
     wscales = list(rng.uniform(0.002, 0.05, units if per_channel else 1))
     g = GraphBuilder()
     x = g.tensor((batch, depth), "int8", s_in, zp_in)
-    w = g.const(_weights(rng, (units, depth)), "int8", scale=wscales, zero_point=0)
+    w = g.const(int8_weights(rng, (units, depth)), "int8", scale=wscales, zero_point=0)
     b = -1
     if bias:
-        bscale = [float(np.float32(s_in) * np.float32(s)) for s in np.resize(wscales, units)]
-        b = g.const(rng.integers(-5000, 5000, units), "int32", scale=bscale, zero_point=0)
+        b = g.const(
+            rng.integers(-5000, 5000, units), "int32", scale=bias_scales(s_in, wscales, units), zero_point=0
+        )
     y = g.tensor((batch, units), "int8", s_out, zp_out)
     g.op("FULLY_CONNECTED", [x, w, b], [y], fused_activation_function=act)
     assert_bit_exact(g.build([x], [y]), seed)
@@ -187,17 +185,7 @@ def test_pool_bit_exact(opcode, h, w, c, fh, fw, sh, sw, pad, act, s, zp, seed) 
     g = GraphBuilder()
     x = g.tensor((1, h, w, c), "int8", s, zp)
     y = g.tensor((1, oh, ow, c), "int8", s, zp)
-    g.op(
-        opcode,
-        [x],
-        [y],
-        padding=pad,
-        stride_h=sh,
-        stride_w=sw,
-        filter_height=fh,
-        filter_width=fw,
-        fused_activation_function=act,
-    )
+    pool(g, opcode, x, y, padding=pad, size=(fh, fw), stride=(sh, sw), act=act)
     assert_bit_exact(g.build([x], [y]), seed)
 
 

@@ -16,6 +16,7 @@ from mcudeploy.runtime_c.codegen import build_c_runtime, render_c_runtime
 from mcudeploy.runtime_c.host import build_host_executable, run_host_executable
 from mcudeploy.tflite_builder import GraphBuilder
 from mcudeploy.tflm_host import HostTFLM, measure_arena
+from tests.graphs import conv
 
 SAMPLES = 100
 ZOO_MODELS = ("ds_cnn", "mobilenet_vww", "resnet8", "fc_autoencoder")
@@ -77,17 +78,7 @@ def test_float_io_graph_through_generated_c(tmp_path: Path) -> None:
     w = g.const(rng.integers(-127, 128, (4, 3, 3, 2)), "int8", scale=[0.02, 0.03, 0.01, 0.04], zero_point=0)
     b = g.const(rng.integers(-500, 500, 4), "int32", scale=[0.001, 0.0015, 0.0005, 0.002], zero_point=0)
     c = g.tensor((1, 1, 1, 4), "int8", 0.1, 5)
-    g.op(
-        "CONV_2D",
-        [xq, w, b],
-        [c],
-        padding=1,
-        stride_h=3,
-        stride_w=3,
-        dilation_h_factor=2,
-        dilation_w_factor=2,
-        fused_activation_function=1,
-    )
+    conv(g, [xq, w, b], c, padding=1, stride=3, dilation=2, act=1)
     s = g.tensor((1, 4), "int8", 0.1, 5)
     g.op("SQUEEZE", [c], [s], squeeze_dims=[1, 2])
     l8 = g.tensor((1, 4), "int8", 1 / 256, -128)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.runtime_c.lower import lower
 from mcudeploy.tflite_builder import GraphBuilder
+from tests.graphs import bias_scales, int8_weights
 from tests.hyp import examples
 from tests.test_runtime_c_kernels import acts, assert_bit_exact, check_binary_op, scales, zps
 
@@ -182,13 +183,12 @@ def test_transpose_conv_bit_exact(h, w, c, oc, kh, kw, sh, sw, pad, act, s_in, s
     ws = rng.uniform(0.002, 0.05, oc if pc else 1)
     g = GraphBuilder()
     x = g.tensor((1, h, w, c), "int8", s_in, zi)
-    wt = g.const(
-        rng.integers(-127, 128, (oc, kh, kw, c)).astype(np.int8), "int8", scale=list(ws), zero_point=0
-    )
+    wt = g.const(int8_weights(rng, (oc, kh, kw, c)), "int8", scale=list(ws), zero_point=0)
     ins = [g.const(np.array([1, oh, ow, oc]), "int32"), wt, x]
     if bias:
-        bs = [float(np.float32(s_in) * np.float32(v)) for v in np.resize(ws, oc)]
-        ins.append(g.const(rng.integers(-3000, 3000, oc), "int32", scale=bs, zero_point=0))
+        ins.append(
+            g.const(rng.integers(-3000, 3000, oc), "int32", scale=bias_scales(s_in, ws, oc), zero_point=0)
+        )
     y = g.tensor((1, oh, ow, oc), "int8", s_out, zo)
     g.op("TRANSPOSE_CONV", ins, [y], padding=pad, stride_h=sh, stride_w=sw, fused_activation_function=act)
     assert_bit_exact(g.build([x], [y]), seed)
@@ -265,9 +265,7 @@ def _op_mix_model():
     rng = np.random.default_rng(4)
     g = GraphBuilder()
     x = g.tensor((1, 5, 5, 3), "int8", 0.05, 3)
-    w = g.const(
-        rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8), "int8", scale=list(rng.uniform(0.01, 0.03, 4))
-    )
+    w = g.const(int8_weights(rng, (4, 3, 3, 3)), "int8", scale=list(rng.uniform(0.01, 0.03, 4)))
     b = g.const(rng.integers(-400, 400, 4), "int32", scale=[1e-3] * 4)
     t = g.tensor((1, 10, 10, 4), "int8", 0.1, -5)
     g.op(

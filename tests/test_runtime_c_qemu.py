@@ -15,6 +15,7 @@ from mcudeploy.boards import get_board
 from mcudeploy.targets.qemu import QemuSimulator
 from mcudeploy.tflite_builder import GraphBuilder
 from mcudeploy.tflm_host import run_tflm
+from tests.graphs import conv, pool
 
 QEMU = "qemu-an547"
 # one QEMU board per CPU the runtime has a SIMD path for: M55 (MVE), M4, M7, M33 (DSP extension)
@@ -48,6 +49,14 @@ def test_c_runtime_runs_every_digits_test_sample_on_qemu(digits_int8, digits_spl
     assert min(int(r[2]) for r in rows) > 10_000
 
 
+def _weights(g: GraphBuilder, rng, shape, wscale, bias: int = 0, *, axis: int = 0, lim: int = 127):
+    """Random weights in [-lim, lim] with per-channel scales drawn from ``wscale``, and a random bias in
+    [-bias, bias) (none when 0)."""
+    n = shape[axis]
+    w = g.const(rng.integers(-lim, lim + 1, shape), "int8", scale=list(rng.uniform(*wscale, n)), axis=axis)
+    return w, (g.const(rng.integers(-bias, bias, n), "int32", scale=[1e-4] * n) if bias else -1)
+
+
 def _kernel_mix_model():
     """A small graph touching every path of the kernels that only the target compiles (Helium MVE on
     Cortex-M55, DSP SMLAD on Cortex-M4): im2col and in-place convolutions, channel tails, dilation,
@@ -55,107 +64,33 @@ def _kernel_mix_model():
     rng = np.random.default_rng(11)
     g = GraphBuilder()
     x = g.tensor((1, 8, 8, 12), "int8", 0.04, -7)
-    w1 = g.const(rng.integers(-127, 128, (16, 3, 3, 12)), "int8", scale=list(rng.uniform(0.002, 0.02, 16)))
-    b1 = g.const(rng.integers(-2000, 2000, 16), "int32", scale=[1e-4] * 16)
+    w1, b1 = _weights(g, rng, (16, 3, 3, 12), (0.002, 0.02), 2000)
     c1 = g.tensor((1, 8, 8, 16), "int8", 0.08, -20)
-    g.op(
-        "CONV_2D",
-        [x, w1, b1],
-        [c1],
-        padding=0,
-        stride_h=1,
-        stride_w=1,
-        dilation_h_factor=1,
-        dilation_w_factor=1,
-        fused_activation_function=1,
-    )
-    w2 = g.const(
-        rng.integers(-127, 128, (1, 3, 3, 16)), "int8", scale=list(rng.uniform(0.005, 0.03, 16)), axis=3
-    )
-    b2 = g.const(rng.integers(-500, 500, 16), "int32", scale=[1e-4] * 16)
+    conv(g, [x, w1, b1], c1, padding=0, act=1)
+    w2, b2 = _weights(g, rng, (1, 3, 3, 16), (0.005, 0.03), 500, axis=3)
     c2 = g.tensor((1, 8, 8, 16), "int8", 0.06, 3)
-    g.op(
-        "DEPTHWISE_CONV_2D",
-        [c1, w2, b2],
-        [c2],
-        padding=0,
-        stride_h=1,
-        stride_w=1,
-        depth_multiplier=1,
-        dilation_h_factor=1,
-        dilation_w_factor=1,
-        fused_activation_function=3,
-    )
+    conv(g, [c1, w2, b2], c2, padding=0, act=3, depth_multiplier=1)
     s = g.tensor((1, 8, 8, 16), "int8", 0.1, -4)
     g.op("ADD", [c1, c2], [s], fused_activation_function=0)
     # 1x1 convolution read in place, 7 output channels (tails of the 4-row MVE and 2-row DSP blocks);
     # multipliers 0.07..0.43 (right shifts of 1..4 bits) and small weights: many exact rounding ties
-    w3 = g.const(rng.integers(-4, 5, (7, 1, 1, 16)), "int8", scale=list(rng.uniform(0.05, 0.3, 7)))
-    b3 = g.const(rng.integers(-900, 900, 7), "int32", scale=[1e-4] * 7)
+    w3, b3 = _weights(g, rng, (7, 1, 1, 16), (0.05, 0.3), 900, lim=4)
     c3 = g.tensor((1, 8, 8, 7), "int8", 0.07, 9)
-    g.op("CONV_2D", [s, w3, b3], [c3], padding=1, stride_h=1, stride_w=1, fused_activation_function=0)
+    conv(g, [s, w3, b3], c3, padding=1)
     # depthwise on 7 channels (a 4-channel block and a 3-channel tail), 6 pixels a row (4 + 2)
-    w3b = g.const(
-        rng.integers(-127, 128, (1, 3, 3, 7)), "int8", scale=list(rng.uniform(0.005, 0.03, 7)), axis=3
-    )
-    b3b = g.const(rng.integers(-500, 500, 7), "int32", scale=[1e-4] * 7)
+    w3b, b3b = _weights(g, rng, (1, 3, 3, 7), (0.005, 0.03), 500, axis=3)
     c3b = g.tensor((1, 6, 6, 7), "int8", 0.06, -11)
-    g.op(
-        "DEPTHWISE_CONV_2D",
-        [c3, w3b, b3b],
-        [c3b],
-        padding=1,
-        stride_h=1,
-        stride_w=1,
-        depth_multiplier=1,
-        dilation_h_factor=1,
-        dilation_w_factor=1,
-        fused_activation_function=1,
-    )
+    conv(g, [c3, w3b, b3b], c3b, padding=1, act=1, depth_multiplier=1)
     # dilated, strided, padded 3x3 convolution: patch of 63 bytes, taps gathered one by one
-    w4 = g.const(rng.integers(-127, 128, (5, 3, 3, 7)), "int8", scale=list(rng.uniform(0.002, 0.02, 5)))
+    w4, _ = _weights(g, rng, (5, 3, 3, 7), (0.002, 0.02))
     c4 = g.tensor((1, 3, 3, 5), "int8", 0.09, -3)
-    g.op(
-        "CONV_2D",
-        [c3b, w4, -1],
-        [c4],
-        padding=0,
-        stride_h=2,
-        stride_w=2,
-        dilation_h_factor=2,
-        dilation_w_factor=2,
-        fused_activation_function=1,
-    )
+    conv(g, [c3b, w4, -1], c4, padding=0, stride=2, dilation=2, act=1)
     # depth multiplier 2 on 5 channels, border and inside pixels
-    w5 = g.const(
-        rng.integers(-127, 128, (1, 3, 3, 10)), "int8", scale=list(rng.uniform(0.005, 0.03, 10)), axis=3
-    )
-    b5 = g.const(rng.integers(-500, 500, 10), "int32", scale=[1e-4] * 10)
+    w5, b5 = _weights(g, rng, (1, 3, 3, 10), (0.005, 0.03), 500, axis=3)
     c5 = g.tensor((1, 3, 3, 10), "int8", 0.05, 6)
-    g.op(
-        "DEPTHWISE_CONV_2D",
-        [c4, w5, b5],
-        [c5],
-        padding=0,
-        stride_h=1,
-        stride_w=1,
-        depth_multiplier=2,
-        dilation_h_factor=1,
-        dilation_w_factor=1,
-        fused_activation_function=0,
-    )
+    conv(g, [c4, w5, b5], c5, padding=0, depth_multiplier=2)
     p = g.tensor((1, 1, 1, 10), "int8", 0.05, 6)
-    g.op(
-        "AVERAGE_POOL_2D",
-        [c5],
-        [p],
-        padding=1,
-        stride_h=2,
-        stride_w=2,
-        filter_height=2,
-        filter_width=2,
-        fused_activation_function=0,
-    )
+    pool(g, "AVERAGE_POOL_2D", c5, p, padding=1, size=2, stride=2)
     m = g.tensor((1, 10), "int8", 0.05, 2)
     g.op("MEAN", [p, g.const(np.array([1, 2]), "int32")], [m], keep_dims=False)
     wf = g.const(rng.integers(-127, 128, (10, 10)), "int8", scale=0.01)
