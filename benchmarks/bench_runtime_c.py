@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/bench_runtime_c.py --cpus m55 m4 m7 m33 \\
         --tflm cmsis-nn=/work/tflm-trees/{cpu}-cmsis-nn --workdir /tmp/bench --markdown numbers.md
 
-Models (built here: random init, BatchNorm statistics randomized, PTQ on random calibration data --
-speed and memory do not depend on training; `digits` is the trained digits CNN):
+Models (mcudeploy.zoo.BENCHMARK_MODELS, which CI also runs on QEMU an547/an386/an500: random init,
+BatchNorm statistics randomized, PTQ on random calibration data -- speed and memory do not depend on
+training; `digits` is the trained digits CNN):
   digits   the digits CNN (8x8x1)
   ds_cnn   DS-CNN keyword spotting as in MLPerf Tiny: 49x10x1, 64 filters, 4 depthwise-separable blocks
   vww      MobileNet-v2-style visual wake words: Keras MobileNetV2, 96x96x3, width 0.25, 2 classes
@@ -59,72 +60,15 @@ from mcudeploy.model import Model
 from mcudeploy.runtime_c.codegen import build_c_runtime
 from mcudeploy.targets.qemu import QemuSimulator
 from mcudeploy.tflm_host import measure_arena, run_tflm
+from mcudeploy.zoo import BENCHMARK_MODELS, benchmark_model
 
 CPUS = {"m55": "qemu-an547", "m4": "qemu-an386", "m7": "qemu-an500", "m33": "qemu-an505"}
-MODELS = ("digits", "ds_cnn", "vww", "resnet8")
 TV_BEGIN = re.compile(r"^MCD-TV-BEGIN .*\barena=(\d+)", re.MULTILINE)
 TV_END = re.compile(r"^MCD-TV-END .*\bstack=(\d+)", re.MULTILINE)
 TV_LINE = re.compile(r"^MCD-TV (\d+) (ok|MISMATCH) t=(\d+) npu=(\d+) out=([0-9a-f]*)\r?$", re.MULTILINE)
 FLASH = (".text", ".ARM.exidx", ".ARM.extab", ".data", ".mcd_model", ".vectors")
 STATIC_RAM = (".data", ".bss")
 COMPARED = {"instructions_per_inference": "instr", "peak_ram_bytes": "RAM", "flash_bytes": "flash"}
-
-
-# -- models ---------------------------------------------------------------------------------------------
-def _ds_cnn_mlperf() -> Any:
-    """MLPerf Tiny KWS DS-CNN: conv 10x4/2 then 4 x (dw 3x3 + pw 1x1), 64 channels, avg pool, dense 12."""
-    from mcudeploy.zoo import _keras, _layers
-
-    L = _layers()
-    x = inp = L.Input(shape=(49, 10, 1), name="mfcc")
-    x = L.Conv2D(64, (10, 4), strides=(2, 2), padding="same", use_bias=False)(x)
-    x = L.ReLU()(L.BatchNormalization()(x))
-    for _ in range(4):
-        x = L.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
-        x = L.ReLU()(L.BatchNormalization()(x))
-        x = L.Conv2D(64, 1, use_bias=False)(x)
-        x = L.ReLU()(L.BatchNormalization()(x))
-    x = L.AveragePooling2D(pool_size=(x.shape[1], x.shape[2]))(x)
-    x = L.Dense(12)(L.Flatten()(x))
-    return _keras().Model(inp, L.Softmax()(x), name="ds_cnn")
-
-
-def _vww_mobilenet_v2() -> Any:
-    """MobileNet-v2 (inverted residuals, ReLU6, PAD before strided depthwise), 96x96x3, width 0.25."""
-    from mcudeploy.zoo import _keras
-
-    return _keras().applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.25, weights=None, classes=2)
-
-
-def _resnet8_mlperf() -> Any:
-    from mcudeploy.zoo import resnet8
-
-    return resnet8(input_shape=(32, 32, 3), classes=10, width=16)
-
-
-BUILDERS = {"ds_cnn": _ds_cnn_mlperf, "vww": _vww_mobilenet_v2, "resnet8": _resnet8_mlperf}
-
-
-def load_model(name: str, seed: int = 0, samples: int = 32) -> Model:
-    if name == "digits":
-        from mcudeploy.digits import load_digits_split, train_cnn
-        from mcudeploy.quantize import convert_int8
-
-        split = load_digits_split()
-        return convert_int8(train_cnn(split), split.x_train, source="digits_int8.tflite")
-    if name not in BUILDERS:
-        from mcudeploy.zoo import build_int8
-
-        return build_int8(name)
-    from mcudeploy._tf import tensorflow
-    from mcudeploy.quantize import convert_int8
-    from mcudeploy.zoo import randomize
-
-    tensorflow().keras.utils.set_random_seed(seed)
-    km = randomize(BUILDERS[name](), seed)
-    shape = tuple(int(d) for d in km.input_shape[1:])
-    rep = np.random.default_rng(seed).normal(0.0, 1.0, (samples, *shape)).astype(np.float32)
-    return convert_int8(km, rep, samples=samples, source=f"{name}_int8.tflite")
 
 
 # -- trees ----------------------------------------------------------------------------------------------
@@ -271,7 +215,7 @@ def save(args: argparse.Namespace, results: list[dict[str, Any]], labels: list[s
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=list(MODELS), help="default: %(default)s")
+    ap.add_argument("--models", nargs="+", default=list(BENCHMARK_MODELS), help="default: %(default)s")
     ap.add_argument("--cpus", nargs="+", default=["m55"], choices=list(CPUS), help="default: m55")
     ap.add_argument("--vectors", type=int, default=4, help="test inputs per model (default: %(default)s)")
     ap.add_argument(
@@ -295,7 +239,7 @@ def main() -> int:
         work = args.workdir.resolve() if args.workdir else Path(tmp)
         print(f"  {'':16} {'instr/inf':>12} {'peak RAM':>9} {'flash':>9} {'diff':>5}", flush=True)
         for name in args.models:
-            model = load_model(name)
+            model = benchmark_model(name)
             t = model.inputs[0]
             x = np.random.default_rng(0).integers(-128, 128, (args.vectors, *t.shape[1:]), dtype=np.int8)
             host = run_tflm(model, x).astype(np.int8)

@@ -1,8 +1,10 @@
-"""Small Keras builders of the MLPerf-Tiny-style architectures (random init; tiny widths).
+"""Keras builders of the MLPerf-Tiny-style architectures (random init).
 
 They exist to exercise runtimes and converters on realistic graph shapes — DS-CNN keyword spotting,
 a MobileNet-style visual-wake-words net, ResNet-8, an FC autoencoder and the digits CNN — not to
-be accurate. Widths are scaled down so a conversion takes seconds.
+be accurate. The plain names are scaled down so a conversion takes seconds; the ``*_mlperf`` /
+``vww_mobilenet_v2`` entries are the full-size benchmark models of :data:`BENCHMARK_MODELS`, which
+``benchmarks/bench_runtime_c.py`` measures and the QEMU tests run on every CPU board.
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ def _layers() -> Any:
     return _keras().layers
 
 
-def ds_cnn(input_shape: tuple[int, int, int] = (49, 10, 1), classes: int = 12, width: int = 16) -> Any:
-    """DS-CNN keyword spotting (MLPerf Tiny KWS), 2 depthwise-separable blocks."""
+def ds_cnn(
+    input_shape: tuple[int, int, int] = (49, 10, 1), classes: int = 12, width: int = 16, blocks: int = 2
+) -> Any:
+    """DS-CNN keyword spotting (MLPerf Tiny KWS): conv 10x4/2, then ``blocks`` x (dw 3x3 + pw 1x1)."""
     L = _layers()
     x = inp = L.Input(shape=input_shape, name="mfcc")
     x = L.Conv2D(width, (10, 4), strides=(2, 2), padding="same", use_bias=False)(x)
     x = L.BatchNormalization()(x)
     x = L.ReLU()(x)
-    for _ in range(2):
+    for _ in range(blocks):
         x = L.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
         x = L.BatchNormalization()(x)
         x = L.ReLU()(x)
@@ -116,12 +120,39 @@ def digits_cnn() -> Any:
     return build_cnn()
 
 
+def ds_cnn_mlperf() -> Any:
+    """MLPerf Tiny KWS DS-CNN as benchmarked: 49x10x1, 64 channels, 4 depthwise-separable blocks."""
+    return ds_cnn(width=64, blocks=4)
+
+
+def vww_mobilenet_v2() -> Any:
+    """MobileNet-v2 (inverted residuals, ReLU6, PAD before strided depthwise), 96x96x3, width 0.25."""
+    return _keras().applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.25, weights=None, classes=2)
+
+
+def resnet8_mlperf() -> Any:
+    """MLPerf Tiny ResNet-8: 32x32x3, 16/32/64 filters, 10 classes."""
+    return resnet8(width=16)
+
+
 ZOO: dict[str, Callable[[], Any]] = {
     "ds_cnn": ds_cnn,
     "mobilenet_vww": mobilenet_vww,
     "resnet8": resnet8,
     "fc_autoencoder": fc_autoencoder,
     "digits_cnn": digits_cnn,
+    "ds_cnn_mlperf": ds_cnn_mlperf,
+    "vww_mobilenet_v2": vww_mobilenet_v2,
+    "resnet8_mlperf": resnet8_mlperf,
+}
+
+# The four models the C runtime is measured on (benchmarks/bench_runtime_c.py) and that CI runs on
+# every QEMU CPU board: short name -> zoo name; ``digits`` is the trained digits CNN, not a zoo entry.
+BENCHMARK_MODELS: dict[str, str | None] = {
+    "digits": None,
+    "ds_cnn": "ds_cnn_mlperf",
+    "vww": "vww_mobilenet_v2",
+    "resnet8": "resnet8_mlperf",
 }
 
 
@@ -154,3 +185,14 @@ def build_int8(name: str, *, seed: int = 0, samples: int = 32) -> Model:
     shape = tuple(int(d) for d in km.input_shape[1:])
     rep = np.random.default_rng(seed).normal(0.0, 1.0, (samples, *shape)).astype(np.float32)
     return convert_int8(km, rep, samples=samples, source=f"{name}_int8.tflite")
+
+
+def benchmark_model(name: str, *, seed: int = 0, samples: int = 32) -> Model:
+    """One of :data:`BENCHMARK_MODELS` (or any zoo name) fully int8; ``digits`` is trained (~10 s)."""
+    if name in BENCHMARK_MODELS and BENCHMARK_MODELS[name] is None:
+        from .digits import load_digits_split, train_cnn
+        from .quantize import convert_int8
+
+        split = load_digits_split()
+        return convert_int8(train_cnn(split), split.x_train, source="digits_int8.tflite")
+    return build_int8(BENCHMARK_MODELS.get(name) or name, seed=seed, samples=samples)
