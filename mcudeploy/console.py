@@ -8,7 +8,14 @@ from typing import TypeVar
 
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 # Width of results written to a file or a pipe: wide enough that no table column is cut or folded.
 PIPE_WIDTH = 400
@@ -39,16 +46,21 @@ err_console = Console(stderr=True, highlight=False, emoji=False)
 T = TypeVar("T")
 
 
-def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate with a progress bar on stderr (hidden when stderr is not a terminal)."""
-    bar = Progress(
+def progress_bar(*columns: ProgressColumn, enabled: bool = True) -> Progress:
+    """A transient progress bar on stderr: the task's description, the bar, then ``columns``. Hidden
+    when stderr is not a terminal (logs get no control codes) or when not ``enabled``."""
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
+        *columns,
         console=err_console,
         transient=True,
-        disable=not err_console.is_terminal,
+        disable=not (enabled and err_console.is_terminal),
     )
+
+
+def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a progress bar on stderr (hidden when stderr is not a terminal)."""
+    bar = progress_bar(MofNCompleteColumn(), TimeRemainingColumn())
     with bar:
         yield from bar.track(items, total=total, description=escape(description))

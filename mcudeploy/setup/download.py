@@ -14,9 +14,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import DownloadColumn, TransferSpeedColumn
 
-from ..console import err_console
+from ..console import err_console, progress_bar
 from ..errors import ChecksumError, InputError, OfflineError
 
 CHUNK = 1 << 16
@@ -123,15 +123,7 @@ def download(
 
 
 def _stream(resp: http.client.HTTPResponse, part: Path, offset: int, total: int | None, what: str) -> None:
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    )
+    bar = progress_bar(DownloadColumn(), TransferSpeedColumn())
     if not err_console.is_terminal:
         size = f" ({total / 1e6:.1f} MB)" if total else ""
         err_console.print(f"downloading {what}{size}" + (f", resuming at {offset} bytes" if offset else ""))

@@ -19,9 +19,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import MofNCompleteColumn, TimeElapsedColumn
 
-from ..console import err_console
+from ..console import err_console, progress_bar
 from ..errors import BuildError
 from .cache import Installed, install
 
@@ -102,15 +102,7 @@ def prebuilt_library(
 
 def _build_with_progress(cmd: list[str], log: Path, what: str) -> None:
     lines: list[str] = []
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    )
+    bar = progress_bar(MofNCompleteColumn(), TimeElapsedColumn())
     if not err_console.is_terminal:
         err_console.print(f"{what} (cached for the next project; 5-15 min cold on 2 cores)")
     with bar, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
