@@ -22,9 +22,9 @@ from mcudeploy.errors import BoardError, BuildError, SimulatorError, ToolMissing
 from mcudeploy.targets import SIMULATORS
 from mcudeploy.targets.qemu import QemuSimulator
 from mcudeploy.tflm_host import run_tflm
+from tests.qemu_tv import TV_LINE, run_elf, tv_outputs
 
 QEMU = "qemu-an547"
-TV_LINE = re.compile(r"^MCD-TV (\d+) (ok|MISMATCH) t=(\d+) npu=(\d+) out=([0-9a-f]*)\r?$", re.MULTILINE)
 
 
 # -- no toolchain / no TFLM tree ------------------------------------------------------------
@@ -98,13 +98,6 @@ def test_qemu_command_is_built_from_the_board(tmp_path: Path) -> None:
 
 
 # -- build + run on QEMU ----------------------------------------------------------------------
-def _run(elf: Path, board: str = QEMU, timeout: float = 60.0) -> tuple[int, str]:
-    with QemuSimulator(get_board(board)).start(elf, timeout=timeout) as running:
-        uart = running.read_uart()
-        code = running.wait()
-    return code, uart.decode("ascii", "replace")
-
-
 @pytest.fixture(scope="module")
 def digits_inputs(digits_int8, digits_split) -> np.ndarray:
     t = digits_int8.inputs[0]
@@ -137,13 +130,13 @@ def test_c_runtime_on_qemu_is_bit_exact_with_host_tflm(c_firmware, digits_int8, 
         assert region.origin <= c_firmware.addresses[section] < region.end, section
     assert c_firmware.sections[".text"] > 1000 and c_firmware.map.is_file()
 
-    code, uart = _run(c_firmware.elf)
+    code, uart = run_elf(c_firmware.elf, QEMU)
     assert code == 0, uart
     assert "MCD-TV-BEGIN n=12 runtime=c timer=icount-instructions" in uart
     rows = TV_LINE.findall(uart)
     assert [int(r[0]) for r in rows] == list(range(12)) and all(r[1] == "ok" for r in rows)
     # compare the device's output bytes with host TFLM directly, not only via the embedded goldens
-    device = np.array([np.frombuffer(bytes.fromhex(r[4]), np.int8) for r in rows])
+    device = tv_outputs(rows)
     assert device.tobytes() == run_tflm(digits_int8, digits_inputs).astype(np.int8).tobytes()
     assert "MCD-TV-END pass=12 fail=0" in uart
     # the painted-stack high-water mark: more than main's frame, less than the linked stack
@@ -151,7 +144,7 @@ def test_c_runtime_on_qemu_is_bit_exact_with_host_tflm(c_firmware, digits_int8, 
     assert stack and 64 < int(stack.group(1)) < c_firmware.sections[".stack"], uart[-300:]
 
     # icount makes timings deterministic: a second boot reports the same instruction counts
-    code2, uart2 = _run(c_firmware.elf)
+    code2, uart2 = run_elf(c_firmware.elf, QEMU)
     assert code2 == 0
     assert [r[2] for r in TV_LINE.findall(uart2)] == [r[2] for r in rows]
     assert all(int(r[2]) > 10_000 for r in rows)
@@ -169,7 +162,7 @@ def test_a_wrong_golden_fails_the_run(c_firmware, tmp_path: Path) -> None:
     flipped = f"0x{int(m.group(1), 16) ^ 0x01:02x}"
     header.write_text(text[: m.start()] + flipped + text[m.end() :])
     fw = build_mod.build(bad)
-    code, uart = _run(fw.elf)
+    code, uart = run_elf(fw.elf, QEMU)
     assert code == 1
     assert "MCD-TV 0 MISMATCH" in uart and "MCD-TV-END pass=11 fail=1" in uart
 
@@ -212,7 +205,7 @@ def test_tflm_project_builds_and_runs_on_qemu(digits_int8, digits_inputs, tmp_pa
     assert fw.kernels == build_mod.tflm_kernels(tree)
     log = (p.path / "build" / "mcudeploy-build.log").read_text()
     assert f"MCUDEPLOY: TFLite Micro kernels: {fw.kernels}" in log
-    code, uart = _run(fw.elf, timeout=120)
+    code, uart = run_elf(fw.elf, QEMU, timeout=120)
     assert code == 0, uart
     assert "runtime=tflm" in uart and "MCD-TV-END pass=12 fail=0" in uart
     # it linked the TFLM library compiled once into the setup cache: another project compiles none of TFLM

@@ -314,17 +314,14 @@ def test_op_mix_firmware_on_qemu_matches_host_tflm(tmp_path) -> None:
     from mcudeploy import build as build_mod
     from mcudeploy import codegen
     from mcudeploy.boards import get_board
-    from mcudeploy.targets.qemu import QemuSimulator
     from mcudeploy.tflm_host import run_tflm
-    from tests.test_runtime_c_qemu import TV_LINE
+    from tests.qemu_tv import TV_LINE, run_elf, tv_outputs
 
     model = _op_mix_model()
     x = np.random.default_rng(3).integers(-128, 128, (12, 5, 5, 3), dtype=np.int8)
     p = codegen.generate(model, get_board("qemu-an547"), tmp_path / "proj", runtime="c", inputs=x)
-    with QemuSimulator(get_board("qemu-an547")).start(build_mod.build(p.path).elf, timeout=120.0) as running:
-        uart = running.read_uart().decode("ascii", "replace")
-        code = running.wait()
+    code, uart = run_elf(build_mod.build(p.path).elf, "qemu-an547", timeout=120.0)
     assert code == 0, uart[-2000:]
-    device = np.array([np.frombuffer(bytes.fromhex(r[4]), np.int8) for r in TV_LINE.findall(uart)])
+    device = tv_outputs(TV_LINE.findall(uart))
     assert len(device) == len(x) and len({d.tobytes() for d in device}) > 1  # outputs depend on inputs
     assert device.tobytes() == run_tflm(model, x).astype(np.int8).tobytes()

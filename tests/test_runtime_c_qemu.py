@@ -3,7 +3,6 @@ a kernel mix on each CPU board (M55, M4, M7, M33)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +11,14 @@ import pytest
 from mcudeploy import build as build_mod
 from mcudeploy import codegen
 from mcudeploy.boards import get_board
-from mcudeploy.targets.qemu import QemuSimulator
 from mcudeploy.tflite_builder import GraphBuilder
 from mcudeploy.tflm_host import run_tflm
 from tests.graphs import conv, pool
+from tests.qemu_tv import TV_LINE, run_elf, tv_outputs
 
 QEMU = "qemu-an547"
 # one QEMU board per CPU the runtime has a SIMD path for: M55 (MVE), M4, M7, M33 (DSP extension)
 ARCH_BOARDS = ["qemu-an547", "qemu-an386", "qemu-an500", "qemu-an505"]
-TV_LINE = re.compile(r"^MCD-TV (\d+) (ok|MISMATCH) t=(\d+) npu=(\d+) out=([0-9a-f]*)\r?$", re.MULTILINE)
 
 
 @pytest.mark.qemu
@@ -33,14 +31,12 @@ def test_c_runtime_runs_every_digits_test_sample_on_qemu(digits_int8, digits_spl
         digits_int8, get_board(QEMU), tmp_path / "proj", runtime="c", inputs=x, num_vectors=len(x)
     )
     fw = build_mod.build(p.path)
-    with QemuSimulator(get_board(QEMU)).start(fw.elf, timeout=120.0) as running:
-        uart = running.read_uart().decode("ascii", "replace")
-        code = running.wait()
+    code, uart = run_elf(fw.elf, QEMU, timeout=120.0)
     rows = TV_LINE.findall(uart)
     assert code == 0, uart[-2000:]
     assert f"runtime=c timer=icount-instructions arena={p.arena_bytes}" in uart
     assert [int(r[0]) for r in rows] == list(range(len(x)))
-    device = np.array([np.frombuffer(bytes.fromhex(r[4]), np.int8) for r in rows])
+    device = tv_outputs(rows)
     host = run_tflm(digits_int8, x).astype(np.int8).reshape(device.shape)
     assert int(np.count_nonzero(device != host)) == 0
     assert all(r[1] == "ok" for r in rows)
@@ -110,10 +106,8 @@ def test_c_runtime_kernel_mix_on_qemu_matches_host_tflm(board: str, tmp_path: Pa
     x = np.random.default_rng(2).integers(-128, 128, (40, 8, 8, 12), dtype=np.int8)
     p = codegen.generate(model, get_board(board), tmp_path / "proj", runtime="c", inputs=x)
     fw = build_mod.build(p.path)
-    with QemuSimulator(get_board(board)).start(fw.elf, timeout=120.0) as running:
-        uart = running.read_uart().decode("ascii", "replace")
-        code = running.wait()
+    code, uart = run_elf(fw.elf, board, timeout=120.0)
     rows = TV_LINE.findall(uart)
     assert code == 0, uart[-2000:]
-    device = np.array([np.frombuffer(bytes.fromhex(r[4]), np.int8) for r in rows])
+    device = tv_outputs(rows)
     assert device.tobytes() == run_tflm(model, x).astype(np.int8).tobytes()

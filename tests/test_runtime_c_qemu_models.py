@@ -8,7 +8,6 @@ session's trained CNN), built once per session; one firmware per model and board
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +17,12 @@ from mcudeploy import build as build_mod
 from mcudeploy import codegen
 from mcudeploy.boards import get_board
 from mcudeploy.model import Model
-from mcudeploy.targets.qemu import QemuSimulator
 from mcudeploy.tflm_host import run_tflm
 from mcudeploy.zoo import BENCHMARK_MODELS
+from tests.qemu_tv import TV_LINE, run_elf, tv_outputs
 
 BOARDS = ["qemu-an547", "qemu-an386", "qemu-an500"]
 VECTORS = 3
-TV_LINE = re.compile(r"^MCD-TV (\d+) (ok|MISMATCH) t=(\d+) npu=(\d+) out=([0-9a-f]*)\r?$", re.MULTILINE)
 
 
 class _Models:
@@ -64,14 +62,12 @@ def test_benchmark_model_on_qemu_matches_host_tflm(
     model, x, host = benchmark_models.get(name)
     p = codegen.generate(model, get_board(board), tmp_path / "proj", runtime="c", inputs=x)
     fw = build_mod.build(p.path)
-    with QemuSimulator(get_board(board)).start(fw.elf, timeout=300.0) as running:
-        uart = running.read_uart().decode("ascii", "replace")
-        code = running.wait()
+    code, uart = run_elf(fw.elf, board, timeout=300.0)
     rows = TV_LINE.findall(uart)
     assert code == 0, uart[-2000:]
     assert f"runtime=c timer=icount-instructions arena={p.arena_bytes}" in uart
     assert [int(r[0]) for r in rows] == list(range(VECTORS)), uart[-2000:]
-    device = np.array([np.frombuffer(bytes.fromhex(r[4]), np.int8) for r in rows])
+    device = tv_outputs(rows)
     assert device.shape == host.shape
     diff = int(np.count_nonzero(device != host))
     assert diff == 0, f"{name} on {board}: {diff} of {host.size} output bytes differ from host TFLM"

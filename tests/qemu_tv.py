@@ -1,0 +1,28 @@
+"""Test-vector firmware (``generate --mode test-vectors``) on QEMU: run an ELF to its exit and read
+the ``MCD-TV`` lines it prints, one per vector."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from mcudeploy.boards import get_board
+from mcudeploy.targets.qemu import QemuSimulator
+
+# MCD-TV <index> ok|MISMATCH t=<timer> npu=<npu cycles> out=<output bytes in hex>
+TV_LINE = re.compile(r"^MCD-TV (\d+) (ok|MISMATCH) t=(\d+) npu=(\d+) out=([0-9a-f]*)\r?$", re.MULTILINE)
+
+
+def run_elf(elf: Path, board: str, timeout: float = 60.0) -> tuple[int, str]:
+    """Run ``elf`` on ``board``'s QEMU machine until it exits: (exit code, UART text)."""
+    with QemuSimulator(get_board(board)).start(elf, timeout=timeout) as running:
+        uart = running.read_uart()
+        code = running.wait()
+    return code, uart.decode("ascii", "replace")
+
+
+def tv_outputs(rows: list[tuple[str, ...]]) -> np.ndarray:
+    """The int8 output bytes of each parsed ``TV_LINE`` row, one row per vector."""
+    return np.array([np.frombuffer(bytes.fromhex(r[4]), np.int8) for r in rows])
