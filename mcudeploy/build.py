@@ -8,6 +8,7 @@ it: the toolchain on PATH, CMake and a generator, and for the ``tflm`` runtime a
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -76,6 +77,27 @@ class Firmware:
             "sections": dict(sorted(self.sections.items())),
             "addresses": {k: f"0x{v:08x}" for k, v in sorted(self.addresses.items())},
         }
+
+
+VERSIONED_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-g++", "cmake")
+
+
+def toolchain_versions() -> dict[str, str | None]:
+    """The ``--version`` line of each build tool on PATH (None when absent). Part of the build stage's
+    key in ``deploy``: firmware made by another compiler is not reused."""
+    return {t: _tool_version(shutil.which(t)) for t in VERSIONED_TOOLS}
+
+
+@functools.cache
+def _tool_version(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.strip().splitlines()
+    return lines[0].strip() if lines else None
 
 
 def find_toolchain() -> Toolchain:

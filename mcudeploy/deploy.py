@@ -34,7 +34,7 @@ from .deploy_config import (
 )
 from .deploy_report import memory_map, report_data
 from .errors import ConfigError, GateError, InputError, MCUDeployError
-from .pipeline import Context, Pipeline, Stage, StageResult
+from .pipeline import Context, Pipeline, Stage, StageResult, dist_version
 
 if TYPE_CHECKING:
     from .model import Model
@@ -428,6 +428,12 @@ def _board_input(name: str | None) -> Any:
     return None if name is None else dataclasses.asdict(get_board(name))
 
 
+def _toolchain_versions() -> dict[str, str | None]:
+    from .build import toolchain_versions
+
+    return toolchain_versions()
+
+
 def _paths(ctx: Context, *keys: str) -> dict[str, Any]:
     return {k: ctx.artifacts.get(k) for k in keys}
 
@@ -454,6 +460,7 @@ def deploy_stages(cfg: dict[str, Any]) -> list[Stage]:
             _quantize,
             lambda ctx: {
                 "opts": ctx.options["quantize"],
+                "tools": {"tensorflow": dist_version("tensorflow")},
                 "optimized": ctx.options["optimize"]["enabled"],
                 **_paths(ctx, "keras"),
                 **data_paths(ctx),
@@ -464,7 +471,12 @@ def deploy_stages(cfg: dict[str, Any]) -> list[Stage]:
             "evaluate",
             "accuracy ladder: float, TFLite int8, host TFLM",
             _evaluate,
-            lambda ctx: {"opts": ctx.options["evaluate"], **_paths(ctx, "int8", "keras"), **data_paths(ctx)},
+            lambda ctx: {
+                "opts": ctx.options["evaluate"],
+                "tools": {d: dist_version(d) for d in ("tensorflow", "tflite-micro")},
+                **_paths(ctx, "int8", "keras"),
+                **data_paths(ctx),
+            },
         ),
         Stage(
             "vela",
@@ -472,6 +484,7 @@ def deploy_stages(cfg: dict[str, Any]) -> list[Stage]:
             _vela,
             lambda ctx: {
                 "opts": ctx.options["vela"],
+                "tools": {"ethos-u-vela": dist_version("ethos-u-vela")},
                 "board": _board_input(ctx.options["vela"]["board"]),
                 **_paths(ctx, "int8"),
             },
@@ -489,6 +502,7 @@ def deploy_stages(cfg: dict[str, Any]) -> list[Stage]:
                     "fw": ctx.options["firmware"]["board"],
                     "board": _board_input(ctx.options["firmware"]["board"]),
                     "hardware": _on_hardware(ctx),
+                    "tools": {"tflite-micro": dist_version("tflite-micro")},  # the golden outputs
                     **_paths(ctx, "int8", *(("vela",) if rt == "tflm" else ())),
                 },
             ),
@@ -498,6 +512,7 @@ def deploy_stages(cfg: dict[str, Any]) -> list[Stage]:
                 _build(rt),
                 lambda ctx, rt=rt: {
                     "tflm_root": ctx.options["firmware"]["tflm_root"],
+                    "tools": _toolchain_versions(),
                     **_paths(ctx, f"project-{rt}"),
                 },
             ),

@@ -32,6 +32,17 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def dist_version(name: str) -> str | None:
+    """An installed distribution's version (None when absent): for stage keys, so a stage made by
+    another TensorFlow, TFLite Micro or Vela runs again instead of being reused."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
 def _tree_sha256(path: Path) -> str:
     if path.is_file():
         return file_sha256(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -146,6 +147,58 @@ def test_changed_vela_target_leaves_the_c_firmware_alone(deployed, tmp_path: Pat
     res = deploy(load_config(cfg_path, [("", "out", str(out)), ("vela", "board", "corstone-310")]))
     ran = {r.name for r in res.results if not r.skipped}
     assert ran == {"vela", "report"}  # the C runtime never runs the Vela model
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_another_compiler_rebuilds_the_firmware(
+    deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A different arm-none-eabi-gcc first on PATH (the real one behind a wrapper that reports another
+    version) rebuilds the firmware; the stages before the build are reused, and the same compiler twice
+    is no change."""
+    cfg_path, _ = deployed
+    out = _copy_out(deployed, tmp_path)
+    real = Path(shutil.which("arm-none-eabi-gcc") or "")
+    tools = tmp_path / "other-gcc"
+    tools.mkdir()
+    for p in real.parent.glob("arm-none-eabi-*"):
+        (tools / p.name).symlink_to(p)
+    gcc = tools / "arm-none-eabi-gcc"
+    gcc.unlink()
+    gcc.write_text(
+        '#!/bin/sh\n[ "$1" = --version ] && { echo "arm-none-eabi-gcc (another build) 12.2.1"; exit 0; }\n'
+        f'exec {real} "$@"\n'
+    )
+    gcc.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    res = deploy(load_config(cfg_path, [("", "out", str(out))]))
+    ran = {r.name for r in res.results if not r.skipped}
+    assert "build-c" in ran
+    assert not ran & {"model", "quantize", "evaluate", "vela", "generate-c"}
+    assert res.summaries["run-c"]["bit_exact_fraction"] == 1.0
+    again = deploy(load_config(cfg_path, [("", "out", str(out))]))
+    assert again.nothing_done
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_another_vela_recompiles_and_another_tflite_micro_regenerates(
+    deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python tools cannot be swapped here, so their version strings are: each re-runs its stages only."""
+    import mcudeploy.deploy as deploy_mod
+
+    cfg_path, _ = deployed
+    out = _copy_out(deployed, tmp_path)
+    real, fake = deploy_mod.dist_version, {}
+    monkeypatch.setattr(deploy_mod, "dist_version", lambda d: fake.get(d) or real(d))
+    for dist, stages in (("ethos-u-vela", {"vela"}), ("tflite-micro", {"evaluate", "generate-c"})):
+        fake[dist] = "0.0"
+        res = deploy(load_config(cfg_path, [("", "out", str(out))]))
+        ran = {r.name for r in res.results if not r.skipped}
+        assert stages <= ran, dist
+        assert not ran & ({"model", "quantize", "evaluate", "vela", "generate-c"} - stages), dist
 
 
 @pytest.mark.qemu
