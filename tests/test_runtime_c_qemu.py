@@ -111,3 +111,58 @@ def test_c_runtime_kernel_mix_on_qemu_matches_host_tflm(board: str, tmp_path: Pa
     assert code == 0, uart[-2000:]
     device = tv_outputs(rows)
     assert device.tobytes() == run_tflm(model, x).astype(np.int8).tobytes()
+
+
+def _requant_edge_model():
+    """Three FULLY_CONNECTED layers at the edges of the kernels' requantization paths (quant.fast_requant):
+    accumulators up to +-(2^30 - 1) with a 23-bit right shift (fast path, saturation only), the same with
+    a RELU range (fast path, clamp), then a multiplier above 1 (the general path)."""
+    rng = np.random.default_rng(5)
+    g = GraphBuilder()
+    d, o = 16, 12
+    x = g.tensor((1, d), "int8", 0.05, 0)
+    layer_in, s_in = x, 0.05
+    for k, (mult, act, zp) in enumerate([(1.3 * 2**-24, 0, 0), (1.7 * 2**-24, 1, 5), (1.5, 0, -3)]):
+        if k < 2:  # one sign pattern per layer: inputs +-127/128 * sign reach 128 * sum|w|
+            w = (np.where(np.arange(d) % 3 == 0, -1, 1) * rng.integers(1, 128, (o, d))).astype(np.int8)
+            reach = 128 * np.abs(w.astype(np.int64)).sum(axis=1)
+            # channels at +-(2^30 - 1 - reach) (the accumulator's bound), and around 0
+            bias = [
+                (-1) ** i * ((1 << 30) - 1 - int(r)) if i < 8 else int(r) * (i - 10)
+                for i, r in enumerate(reach)
+            ]
+        else:  # a signed permutation: each output is 1.5 x one input, not saturated
+            w = np.zeros((o, d), np.int8)
+            w[np.arange(o), rng.permutation(d)[:o]] = rng.choice([-1, 1], o)
+            bias = list(rng.integers(-20, 20, o))
+        s_w = 0.001
+        s_out = s_in * s_w / mult
+        wt = g.const(w, "int8", scale=s_w)
+        bt = g.const(np.array(bias), "int32", scale=float(np.float32(s_in) * np.float32(s_w)))
+        y = g.tensor((1, o), "int8", s_out, zp)
+        g.op("FULLY_CONNECTED", [layer_in, wt, bt], [y], fused_activation_function=act)
+        layer_in, s_in, d = y, s_out, o
+    return g.build([x], [layer_in], source="requant_edges.tflite")
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("board", ARCH_BOARDS[1:])
+def test_c_runtime_requantization_edges_on_qemu_match_host_tflm(board: str, tmp_path: Path) -> None:
+    """The DSP fast requantization (SMMULR) at +-2^30 accumulators and the general path, on each DSP CPU."""
+    from mcudeploy.runtime_c.lower import lower
+
+    model = _requant_edge_model()
+    assert [s.params[8] for s in lower(model).steps] == [2, 1, 0]  # FC_FASTRQ: each path once
+    sign = np.where(np.arange(16) % 3 == 0, -1, 1)
+    rng = np.random.default_rng(3)
+    x = np.concatenate([[-128 * sign, 127 * sign, -127 * sign], rng.integers(-128, 128, (13, 16))])
+    x = x.astype(np.int8).reshape(16, 1, 16)
+    p = codegen.generate(model, get_board(board), tmp_path / "proj", runtime="c", inputs=x)
+    fw = build_mod.build(p.path)
+    code, uart = run_elf(fw.elf, board, timeout=120.0)
+    rows = TV_LINE.findall(uart)
+    assert code == 0 and len(rows) == len(x), uart[-2000:]
+    device = tv_outputs(rows)
+    host = run_tflm(model, x).astype(np.int8)
+    assert device.tobytes() == host.tobytes()
+    assert len(np.unique(host)) > 8  # not all saturated

@@ -159,15 +159,94 @@ static inline int32_t sxtb16_ror8(uint32_t x) /* bytes 1 and 3, sign-extended to
 }
 #endif
 
+/* ---- fast requantization, chosen per layer by the lowering ----------------------------------------
+ * The layer's flag (CV_FASTRQ / FC_FASTRQ, quant.py fast_requant) is nonzero when, for every channel, the
+ * shift is a right shift e = -shift >= 1, every accumulator the layer can reach is below 2^30 in
+ * magnitude (128 * sum|w| + |folded bias|), and 2^30 + 2^(e-1) + |ooff| * 2^e < 2^31. Then exactly:
+ * - SaturatingRoundingDoublingHighMul(acc, m) = floor((acc * m + 2^30) / 2^31) (see mbqm_pos)
+ *   = floor((2acc * m + 2^31) / 2^32) = SMMULR(2acc, m), and 2acc does not overflow;
+ * - RoundingDivideByPOT(h, e) rounds half away from zero: floor((h + 2^(e-1)) / 2^e) for h >= 0,
+ *   floor((h + 2^(e-1) - 1) / 2^e) for h < 0, i.e. (h + 2^(e-1) - (h < 0)) >> e; ooff * 2^e added
+ *   inside the floor adds ooff after it, so one constant (2 ooff + 1) << (e - 1) does both. |h| <= |acc|
+ *   (m < 2^31), so the sum stays in int32.
+ * Flag 2: the activation range is all of int8 (clamping is a saturation). Checked against the reference
+ * formula on the domain's boundaries by tests/test_runtime_c_requant.py. */
+static inline int32_t smmulr(int32_t a, int32_t b) /* (a * b + 2^31) >> 32 */
+{
+#if defined(MCD_DSP)
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+#endif
+}
+
+/* mbqm_pos(acc, m, shift) + ooff on the fast domain; ko = 2 * ooff + 1, ~shift = e - 1 */
+static inline int32_t requant_fast(int32_t acc, int32_t m, int32_t shift, int32_t ko)
+{
+    const int32_t h = smmulr((int32_t)((uint32_t)acc << 1), m);
+    const int32_t c = (int32_t)((uint32_t)ko << ~shift);
+    return (h + c + (h >> 31)) >> -shift;
+}
+
+static inline int8_t sat8(int32_t v)
+{
+#if defined(MCD_DSP)
+    return (int8_t)__ssat(v, 8);
+#else
+    return (int8_t)clamp32(v, -128, 127);
+#endif
+}
+
+/* requantization of one layer: its output offset and activation range, and which path (flag above) */
+typedef struct {
+    int32_t ooff, ko, lo, hi, fast;
+} rq_t;
+
+static inline rq_t rq_make(int32_t fast, int32_t ooff, int32_t lo, int32_t hi)
+{
+    const rq_t r = {ooff, 2 * ooff + 1, lo, hi, fast};
+    return r;
+}
+
+/* one output byte through path F (a literal: the callers branch once per group of outputs) */
+static inline __attribute__((always_inline)) int8_t rq_one(int F, int32_t acc, int32_t m, int32_t s, const rq_t *r)
+{
+    if (F == 2) return sat8(requant_fast(acc, m, s, r->ko));
+    if (F == 1) return (int8_t)clamp32(requant_fast(acc, m, s, r->ko), r->lo, r->hi);
+    return requant1(acc, m, s, r->ooff, r->lo, r->hi);
+}
+
+/* run the statement (which uses rq_one(F, ...)) with F the layer's path as a constant */
+#define RQ_PATHS(r, ...)                                                                                \
+    do {                                                                                                \
+        if ((r)->fast == 2) {                                                                           \
+            enum { F = 2 };                                                                             \
+            __VA_ARGS__;                                                                                \
+        } else if ((r)->fast == 1) {                                                                    \
+            enum { F = 1 };                                                                             \
+            __VA_ARGS__;                                                                                \
+        } else {                                                                                        \
+            enum { F = 0 };                                                                             \
+            __VA_ARGS__;                                                                                \
+        }                                                                                               \
+    } while (0)
+
 /* out[o] = requant(bias[o] + sum_k w[o][k] * x[k]) for o < O: the inner loop of CONV_2D (one output
  * pixel, x its im2col patch) and FULLY_CONNECTED (one batch row). w is in the generator's blocked layout
  * (lower.py blocked_rows): per block of 4 rows, the rows' 16-byte chunks side by side ([K/16][4][16]),
  * then each row's last K % 16 bytes ([4][K % 16]); a block is 4 * K bytes walked by one pointer. */
 static __attribute__((noinline)) void gemv_requant(const int8_t *x, const int8_t *w, int32_t K, int32_t O, const int32_t *bias,
                          const int32_t *mult, const int32_t *shift, int32_t ooff, int32_t lo, int32_t hi,
-                         int8_t *out)
+                         int8_t *out, int32_t fast)
 {
     const int32_t block = 4 * K;
+#if !defined(MCD_MVE)
+    const rq_t rq = rq_make(fast, ooff, lo, hi), *r = &rq;
+#else
+    (void)fast;
+#endif
 #if defined(MCD_MVE)
     const int32_t full = K >> 4, tail = K & 15;
     const mve_pred16_t ptail = vctp8q((uint32_t)tail);
@@ -233,14 +312,14 @@ static __attribute__((noinline)) void gemv_requant(const int8_t *x, const int8_t
             a3 += wp[3 * k + j] * v;
         }
         if (O - o >= 4) {
-            out[o] = requant1(a0 + bias[o], mult[o], shift[o], ooff, lo, hi);
-            out[o + 1] = requant1(a1 + bias[o + 1], mult[o + 1], shift[o + 1], ooff, lo, hi);
-            out[o + 2] = requant1(a2 + bias[o + 2], mult[o + 2], shift[o + 2], ooff, lo, hi);
-            out[o + 3] = requant1(a3 + bias[o + 3], mult[o + 3], shift[o + 3], ooff, lo, hi);
+            RQ_PATHS(r, out[o] = rq_one(F, a0 + bias[o], mult[o], shift[o], r);
+                     out[o + 1] = rq_one(F, a1 + bias[o + 1], mult[o + 1], shift[o + 1], r);
+                     out[o + 2] = rq_one(F, a2 + bias[o + 2], mult[o + 2], shift[o + 2], r);
+                     out[o + 3] = rq_one(F, a3 + bias[o + 3], mult[o + 3], shift[o + 3], r));
         } else {
             const int32_t a[4] = {a0, a1, a2, a3};
-            for (int32_t r = 0; r < O - o; ++r)
-                out[o + r] = requant1(a[r] + bias[o + r], mult[o + r], shift[o + r], ooff, lo, hi);
+            for (int32_t j = 0; j < O - o; ++j)
+                RQ_PATHS(r, out[o + j] = rq_one(F, a[j] + bias[o + j], mult[o + j], shift[o + j], r));
         }
     }
 #else
@@ -253,8 +332,8 @@ static __attribute__((noinline)) void gemv_requant(const int8_t *x, const int8_t
         for (int r = 0; r < 4; ++r) /* each row's last K % 16 bytes */
             for (int32_t j = 0; j < k; ++j) a[r] += wp[k * r + j] * xp[j];
         const int32_t rows = O - o < 4 ? O - o : 4;
-        for (int r = 0; r < rows; ++r)
-            out[o + r] = requant1(a[r] + bias[o + r], mult[o + r], shift[o + r], ooff, lo, hi);
+        for (int j = 0; j < rows; ++j)
+            RQ_PATHS(r, out[o + j] = rq_one(F, a[j] + bias[o + j], mult[o + j], shift[o + j], r));
     }
 #endif
 }
@@ -276,8 +355,8 @@ static void expand_pairs(const int8_t *x, int32_t K, int32_t *xe)
 static __attribute__((noinline)) void gemv2_requant(const int8_t *x0, const int8_t *x1, const int32_t *e0,
                                                     const int32_t *e1, const int8_t *w, int32_t K, int32_t O,
                                                     const int32_t *bias, const int32_t *mult,
-                                                    const int32_t *shift, int32_t ooff, int32_t lo, int32_t hi,
-                                                    int8_t *out0, int8_t *out1)
+                                                    const int32_t *shift, const rq_t *r, int8_t *out0,
+                                                    int8_t *out1)
 {
     const int32_t block = 4 * K, full = K >> 4, tail = K & 15;
     for (int32_t o = 0; o < O; o += 4, w += block) {
@@ -309,13 +388,13 @@ static __attribute__((noinline)) void gemv2_requant(const int8_t *x0, const int8
                 a10 += t1[j] * q0[j];
                 a11 += t1[j] * q1[j];
             }
-            const int32_t r = o + h;
-            out0[r] = requant1(a00 + bias[r], mult[r], shift[r], ooff, lo, hi);
-            out1[r] = requant1(a01 + bias[r], mult[r], shift[r], ooff, lo, hi);
-            if (h + 1 < rows) {
-                out0[r + 1] = requant1(a10 + bias[r + 1], mult[r + 1], shift[r + 1], ooff, lo, hi);
-                out1[r + 1] = requant1(a11 + bias[r + 1], mult[r + 1], shift[r + 1], ooff, lo, hi);
-            }
+            const int32_t i = o + h;
+            RQ_PATHS(r, out0[i] = rq_one(F, a00 + bias[i], mult[i], shift[i], r);
+                     out1[i] = rq_one(F, a01 + bias[i], mult[i], shift[i], r);
+                     if (h + 1 < rows) {
+                         out0[i + 1] = rq_one(F, a10 + bias[i + 1], mult[i + 1], shift[i + 1], r);
+                         out1[i + 1] = rq_one(F, a11 + bias[i + 1], mult[i + 1], shift[i + 1], r);
+                     });
         }
     }
 }
@@ -344,7 +423,7 @@ static inline void fill_bytes(int8_t *dst, int8_t v, int32_t n)
  * im2col patches of two output pixels, 2*KH*KW*C bytes, unless the filter is 1x1 without padding;
  * DEPTHWISE_CONV_2D: C bytes, a row of input zero points that padding taps read). */
 enum { CV_N, CV_H, CV_W, CV_C, CV_OH, CV_OW, CV_OC, CV_KH, CV_KW, CV_SH, CV_SW, CV_DH, CV_DW,
-       CV_PH, CV_PW, CV_IOFF, CV_OOFF, CV_AMIN, CV_AMAX, CV_DM, CV_HDR };
+       CV_PH, CV_PW, CV_IOFF, CV_OOFF, CV_AMIN, CV_AMAX, CV_DM, CV_FASTRQ, CV_HDR };
 
 void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
 {
@@ -366,6 +445,7 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
     /* after the two patches (2K bytes, rounded up to 4): their expand_pairs, 2 * (K & ~15) bytes each */
     int32_t *const xe0 = (int32_t *)(void *)(col0 + (direct ? 0 : (2 * K + 3) & ~3));
     int32_t *const xe1 = xe0 + (K >> 4) * 8;
+    const rq_t rq = rq_make(p[CV_FASTRQ], ooff, lo, hi);
 #endif
     for (int32_t b = 0; b < p[CV_N]; ++b) {
         const int8_t *xb = x + b * H * W * C;
@@ -418,7 +498,7 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
 #if defined(MCD_DSP)
                 if (pending) {
                     expand_pairs(patch, 16 * (K >> 4), xe1);
-                    gemv2_requant(pending, patch, xe0, xe1, w, K, OC, bias, mult, shift, ooff, lo, hi, pending_y, y);
+                    gemv2_requant(pending, patch, xe0, xe1, w, K, OC, bias, mult, shift, &rq, pending_y, y);
                     pending = 0;
                 } else {
                     expand_pairs(patch, 16 * (K >> 4), xe0);
@@ -426,14 +506,14 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
                     pending_y = y;
                 }
 #else
-                gemv_requant(patch, w, K, OC, bias, mult, shift, ooff, lo, hi, y);
+                gemv_requant(patch, w, K, OC, bias, mult, shift, ooff, lo, hi, y, p[CV_FASTRQ]);
 #endif
                 y += OC;
             }
         }
     }
 #if defined(MCD_DSP)
-    if (pending) gemv_requant(pending, w, K, OC, bias, mult, shift, ooff, lo, hi, pending_y);
+    if (pending) gemv_requant(pending, w, K, OC, bias, mult, shift, ooff, lo, hi, pending_y, p[CV_FASTRQ]);
 #endif
 }
 
@@ -444,8 +524,8 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
 #ifndef MCD_MVE
 /* noinline: inlined into the pixel loop its 4 accumulators spill on Cortex-M4 */
 static __attribute__((noinline)) void dw_taps_requant(const int8_t *const *tp, int32_t T, const int8_t *w, int32_t C,
-                            const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t ooff,
-                            int32_t lo, int32_t hi, int8_t *y)
+                            const int32_t *bias, const int32_t *mult, const int32_t *shift, const rq_t *r,
+                            int8_t *y)
 {
     int32_t c0 = 0;
 #ifdef MCD_DSP
@@ -461,17 +541,17 @@ static __attribute__((noinline)) void dw_taps_requant(const int8_t *const *tp, i
             a1 = __smlabb(x13, w13, a1);
             a3 = __smlatt(x13, w13, a3);
         }
-        y[c0] = requant1(a0, mult[c0], shift[c0], ooff, lo, hi);
-        y[c0 + 1] = requant1(a1, mult[c0 + 1], shift[c0 + 1], ooff, lo, hi);
-        y[c0 + 2] = requant1(a2, mult[c0 + 2], shift[c0 + 2], ooff, lo, hi);
-        y[c0 + 3] = requant1(a3, mult[c0 + 3], shift[c0 + 3], ooff, lo, hi);
+        RQ_PATHS(r, y[c0] = rq_one(F, a0, mult[c0], shift[c0], r);
+                 y[c0 + 1] = rq_one(F, a1, mult[c0 + 1], shift[c0 + 1], r);
+                 y[c0 + 2] = rq_one(F, a2, mult[c0 + 2], shift[c0 + 2], r);
+                 y[c0 + 3] = rq_one(F, a3, mult[c0 + 3], shift[c0 + 3], r));
     }
 #endif
     for (; c0 < C; ++c0) {
         int32_t acc = bias[c0];
         const int8_t *wp = w + c0;
         for (int32_t t = 0; t < T; ++t, wp += C) acc += *wp * tp[t][c0];
-        y[c0] = requant1(acc, mult[c0], shift[c0], ooff, lo, hi);
+        RQ_PATHS(r, y[c0] = rq_one(F, acc, mult[c0], shift[c0], r));
     }
 }
 #endif
@@ -541,6 +621,9 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
     const int32_t pad = -p[CV_IOFF];
     const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
     const int fast = DM == 1, T = KH * KW;
+#ifndef MCD_MVE
+    const rq_t rq = rq_make(p[CV_FASTRQ], ooff, lo, hi);
+#endif
     if (fast) fill_bytes(padrow, (int8_t)pad, C);
     for (int32_t b = 0; b < p[CV_N]; ++b) {
         const int8_t *xb = x + b * H * W * C;
@@ -567,7 +650,7 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
 #ifdef MCD_MVE
                 dw4_mve(tp, T, npix, w, C, bias, mult, shift, ooff, lo, hi, y);
 #else
-                dw_taps_requant(tp, T, w, C, bias, mult, shift, ooff, lo, hi, y);
+                dw_taps_requant(tp, T, w, C, bias, mult, shift, &rq, y);
 #endif
                 y += npix * OC;
                 for (int32_t j = 0; j < npix; ++j)
@@ -606,7 +689,7 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
 /* ---- FULLY_CONNECTED --------------------------------------------------------------------------
  * p: the header below, then mult[O], shift[O] (per-tensor values repeated), bias[O]: folded with the
  * input offset when the weight zero point is 0 (int8 TFLite), else the plain bias. */
-enum { FC_B, FC_D, FC_O, FC_IOFF, FC_WOFF, FC_OOFF, FC_AMIN, FC_AMAX, FC_HDR };
+enum { FC_B, FC_D, FC_O, FC_IOFF, FC_WOFF, FC_OOFF, FC_AMIN, FC_AMAX, FC_FASTRQ, FC_HDR };
 
 void mcd_k_fully_connected(const int32_t *p, const void *const *in, void *out)
 {
@@ -617,7 +700,7 @@ void mcd_k_fully_connected(const int32_t *p, const void *const *in, void *out)
     const int32_t *mult = p + FC_HDR, *shift = mult + O, *bias = shift + O;
     for (int32_t b = 0; b < p[FC_B]; ++b, x += D, y += O) {
         if (woff == 0) {
-            gemv_requant(x, w, D, O, bias, mult, shift, p[FC_OOFF], p[FC_AMIN], p[FC_AMAX], y);
+            gemv_requant(x, w, D, O, bias, mult, shift, p[FC_OOFF], p[FC_AMIN], p[FC_AMAX], y, p[FC_FASTRQ]);
             continue;
         }
         for (int32_t o = 0; o < O; ++o) {

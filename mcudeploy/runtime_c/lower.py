@@ -155,7 +155,8 @@ def _conv_like(c: _Ctx, depthwise: bool) -> tuple[list[int], list[int]]:
     lo, hi = c.act()
     mults, shifts = q.conv_multipliers(c.scale(x), w.quant.scale, c.scale(y), oc)
     wts = _weights(c, w)
-    wsum = wts.reshape(-1, oc).sum(axis=0) if depthwise else wts.reshape(oc, -1).sum(axis=1)
+    per_oc = wts.reshape(-1, oc).T if depthwise else wts.reshape(oc, -1)
+    wsum = per_oc.sum(axis=1)
     head = [
         n,
         h,
@@ -179,10 +180,15 @@ def _conv_like(c: _Ctx, depthwise: bool) -> tuple[list[int], list[int]]:
         dm,
     ]
     bias = _folded_bias(c, 2, wsum, -c.zp(x))
+    head.append(q.fast_requant(_abs_sums(per_oc), bias, shifts, c.zp(y), lo, hi))
     if depthwise:
         return head + mults + shifts + bias, [c.op.inputs[0], c.op.inputs[1], -1]
     wb = c.derive(w, " (4x16 blocks)", blocked_rows(wts.reshape(oc, -1).astype(np.int8)))
     return head + mults + shifts + bias, [c.op.inputs[0], wb, -1]
+
+
+def _abs_sums(per_row: np.ndarray) -> list[int]:
+    return [int(v) for v in np.abs(per_row).sum(axis=1)]
 
 
 def _weights(c: _Ctx, w: Tensor) -> np.ndarray:
@@ -282,7 +288,8 @@ def _fc(c: _Ctx) -> tuple[str, list[int], list[int]]:
     # int8 weights are symmetric (zero point 0): fold the input offset; otherwise the kernel adds both
     wsum = _weights(c, w).sum(axis=1) if woff == 0 else np.zeros(o, np.int64)
     bias = _folded_bias(c, 2, wsum, -c.zp(x))
-    p = [x.num_elements // d, d, o, -c.zp(x), woff, c.zp(y), lo, hi]
+    fast = q.fast_requant(_abs_sums(_weights(c, w)), bias, shifts, c.zp(y), lo, hi) if woff == 0 else 0
+    p = [x.num_elements // d, d, o, -c.zp(x), woff, c.zp(y), lo, hi, fast]
     wt = c.op.inputs[1]
     if woff == 0:
         wt = c.derive(w, " (4x16 blocks)", blocked_rows(_weights(c, w).astype(np.int8)))

@@ -111,3 +111,23 @@ def downscale_to_int16(m: int) -> int:
     if m >= (2**31 - 1) - (1 << 15):
         return 2**15 - 1
     return (m + (1 << 15)) >> 16
+
+
+def fast_requant(
+    abs_wsum: list[int], bias: list[int], shifts: list[int], out_zp: int, lo: int, hi: int
+) -> int:
+    """The requantization path of a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED layer (the kernels'
+    FASTRQ flag, mcd_kernels.c requant_fast): 0 the general MultiplyByQuantizedMultiplier; 1 the fast
+    form (one SMMULR, one add, one shift), exact when for every channel the shift is a right shift
+    e >= 1, every reachable accumulator |acc| <= 128 * sum|w| + |folded bias| is below 2^30 and
+    2^30 + 2^(e-1) + |out_zp| * 2^e < 2^31 (int8 inputs: |x| <= 128); 2 the same with an activation range
+    of all int8 (clamping is one saturation)."""
+    for a, b, s in zip(abs_wsum, bias, shifts, strict=True):
+        e = -s
+        if (
+            e < 1
+            or 128 * a + abs(b) >= 1 << 30
+            or (1 << 30) + (1 << (e - 1)) + abs(out_zp) * (1 << e) >= 1 << 31
+        ):
+            return 0
+    return 2 if (lo, hi) == (INT8_MIN, INT8_MAX) else 1
