@@ -11,6 +11,23 @@
 
 #include <stdint.h>
 
+/* The kernel path the compiler's target selects; mcd_kernels.c picks its code with the same tests, and
+ * the generated mcd_runtime_c.c, whose memory plan sizes the scratch for one path, checks it. Values:
+ * the position in lower.py ARCHS, from 1. */
+#define MCD_PATH_MVE 1  /* Helium (Cortex-M55/M85) */
+#define MCD_PATH_DSP 2  /* DSP + SIMD32 (Cortex-M4/M7/M33) */
+#define MCD_PATH_C32 3  /* plain C, 32-bit pointers */
+#define MCD_PATH_HOST 4 /* plain C, 64-bit pointers (host tests) */
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#define MCD_KERNEL_PATH MCD_PATH_MVE
+#elif defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
+#define MCD_KERNEL_PATH MCD_PATH_DSP
+#elif UINTPTR_MAX <= 0xffffffffu
+#define MCD_KERNEL_PATH MCD_PATH_C32
+#else
+#define MCD_KERNEL_PATH MCD_PATH_HOST
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 
 from .._io import write_bytes_atomic
+from ..boards import Board
 from ..cnames import c_comment_text
 from ..model import Model
 from ..runtimes import GenContext, RuntimeParts
 from ..templating import render, template_bytes, template_names
-from .lower import ARCHS, SCRATCH, SCRATCH_FNS, Program, lower
+from .lower import ARCHS, SCRATCH, Program, cpu_arch, lower
 from .planner import MemoryPlan, plan_memory
 
 
@@ -77,21 +78,16 @@ def _symbol(i: int) -> str:
     return f"mcd_t{i}"
 
 
-def scratch_bytes(prog: Program, arch: str | None = None) -> int:
-    """The one scratch buffer the kernels share (steps run one at a time): the largest need, 16-aligned;
-    for one kernel path of :data:`ARCHS` or (None) enough for any."""
-    if arch is None:
-        need = max((s.scratch for s in prog.steps), default=0)
-    else:
-        fns = SCRATCH_FNS
-        need = max((fns[s.kernel](s.params, arch) for s in prog.steps if s.kernel in fns), default=0)
-    return (need + 15) // 16 * 16
+def board_arch(board: Board) -> str:
+    """The kernel path of :data:`ARCHS` the board's CPU compiles to."""
+    return cpu_arch(board.cpu, board.has_mve)
 
 
-def build_c_runtime(model: Model) -> CRuntime:
-    """Lower + plan + render, in memory. Raises UnsupportedError naming an op the runtime lacks."""
+def build_c_runtime(model: Model, arch: str = "host") -> CRuntime:
+    """Lower + plan + render, in memory, for kernel path ``arch`` (:data:`ARCHS`; the generated source
+    refuses to compile for another). Raises UnsupportedError naming an op the runtime lacks."""
     prog = lower(model)
-    plan = plan_memory(prog)
+    plan = plan_memory(prog, arch)
     consts = []
     for i in prog.constants:
         t = prog.tensor(i)
@@ -112,9 +108,10 @@ def build_c_runtime(model: Model) -> CRuntime:
             }
         )
 
-    def ref(t: int) -> str:
+    def ref(t: int, step: int) -> str:
         if t == SCRATCH:
-            return "mcd_scratch"
+            at = plan.scratch_offset(step)
+            return "NULL" if at is None else f"mcd_arena + {at}"
         if t < 0:
             return "NULL"
         if prog.tensor(t).is_constant:
@@ -122,7 +119,7 @@ def build_c_runtime(model: Model) -> CRuntime:
         return f"mcd_arena + {plan.offset(prog.storage(t))}"
 
     steps = []
-    for s in prog.steps:
+    for k, s in enumerate(prog.steps):
         steps.append(
             {
                 "op_index": s.op_index,
@@ -130,7 +127,7 @@ def build_c_runtime(model: Model) -> CRuntime:
                 "kernel": s.kernel,
                 "params": s.params,
                 "body": _c_numbers(np.array(s.params, dtype=np.int64)),
-                "args": [ref(t) for t in s.inputs],
+                "args": [ref(t, k) for t in s.inputs],
                 "out_offset": plan.offset(prog.storage(s.output)),
             }
         )
@@ -153,8 +150,8 @@ def build_c_runtime(model: Model) -> CRuntime:
         "outputs": outs,
         "arena_bytes": plan.arena_bytes,
         "arena_alloc": max(plan.arena_bytes, 16),
-        "scratch_bytes": scratch_bytes(prog),
-        "scratch_arch": {a: scratch_bytes(prog, a) for a in ARCHS},
+        "arch": arch,
+        "arch_code": ARCHS.index(arch) + 1,
         "naive_bytes": plan.naive_bytes(),
         "kernel_headers": [n for n in kernel_files() if n.endswith(".h")],
         "input_bytes": sum(i["nbytes"] for i in ins),
@@ -166,9 +163,10 @@ def build_c_runtime(model: Model) -> CRuntime:
     return CRuntime(prog, plan, files)
 
 
-def render_c_runtime(model: Model, out_dir: str | Path) -> list[Path]:
-    """Write the C runtime for ``model`` (plus the shared mcd_runtime.h) into ``out_dir``."""
-    rt = build_c_runtime(model)
+def render_c_runtime(model: Model, out_dir: str | Path, arch: str = "host") -> list[Path]:
+    """Write the C runtime for ``model`` and kernel path ``arch`` (plus the shared mcd_runtime.h) into
+    ``out_dir``."""
+    rt = build_c_runtime(model, arch)
     files = dict(rt.files)
     files["mcd_runtime.h"] = template_bytes("app/mcd_runtime.h")
     out = Path(out_dir)
@@ -177,7 +175,7 @@ def render_c_runtime(model: Model, out_dir: str | Path) -> list[Path]:
 
 def render_parts(ctx: GenContext) -> RuntimeParts:
     """The ``c`` entry of :data:`mcudeploy.runtimes.RUNTIMES`: the runtime's files in a project."""
-    rt = build_c_runtime(ctx.model)
+    rt = build_c_runtime(ctx.model, board_arch(ctx.board))
     files = {f"src/{name}": data for name, data in sorted(rt.files.items())}
     return RuntimeParts(
         files=files,

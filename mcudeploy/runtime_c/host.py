@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import BuildError, TargetError, ToolMissingError
 from ..model import Model
 from ..templating import template_bytes
-from .codegen import kernel_files, kernel_sources, render_c_runtime, scratch_bytes
+from .codegen import kernel_files, kernel_sources, render_c_runtime
 from .lower import SCRATCH, Program
 from .planner import plan_memory
 
@@ -79,7 +79,8 @@ def kernel_library() -> ctypes.CDLL:
 
 def run_program(prog: Program, *inputs: np.ndarray) -> list[np.ndarray]:
     """Execute a lowered program step by step through the kernel library, every activation at its
-    offset of the static memory plan in one arena (so outputs written over inputs are exercised)."""
+    offset of the static memory plan for the host's kernel path in one arena, scratch included (so
+    outputs written over inputs and scratch next to live tensors are exercised)."""
     lib = kernel_library()
     m = prog.model
     plan = plan_memory(prog)
@@ -100,12 +101,13 @@ def run_program(prog: Program, *inputs: np.ndarray) -> list[np.ndarray]:
     for t, x in zip(m.main.inputs, inputs, strict=True):
         buf(t)[...] = np.asarray(x).astype(m.tensors[t].dtype).reshape(m.tensors[t].shape)
 
-    scratch = np.zeros(max(scratch_bytes(prog), 16), np.int8)
-    for step in prog.steps:
+    for i, step in enumerate(prog.steps):
         params = np.array(step.params, dtype=np.int32)
         ptrs = (ctypes.c_void_p * max(len(step.inputs), 1))()
+        at = plan.scratch_offset(i)
+        scratch = None if at is None else arena.ctypes.data + at
         for k, t in enumerate(step.inputs):
-            ptrs[k] = scratch.ctypes.data if t == SCRATCH else None if t < 0 else buf(t).ctypes.data
+            ptrs[k] = scratch if t == SCRATCH else None if t < 0 else buf(t).ctypes.data
         out = buf(step.output)
         fn = getattr(lib, step.kernel)
         fn.restype = None

@@ -21,7 +21,7 @@ from .lower_ops import LOWERINGS as OP_LOWERINGS
 from .lower_ops import TFLM_LACKS
 
 ALIAS_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
-SCRATCH = -2  # a Step input that passes the shared scratch buffer (at least Step.scratch bytes)
+SCRATCH = -2  # a Step input that passes the step's scratch buffer (step_scratch bytes, in the arena)
 HINT = "use `--runtime tflm`, which runs every op TFLite Micro supports"
 
 
@@ -35,7 +35,6 @@ class Step:
     params: tuple[int, ...]
     inputs: tuple[int, ...]  # tensor indices; -1 passes NULL (absent bias), SCRATCH the scratch buffer
     output: int
-    scratch: int = 0  # bytes of scratch the kernel needs (CONV_2D's im2col patch)
 
 
 @dataclass(frozen=True)
@@ -234,10 +233,24 @@ def _conv(c: _Ctx) -> tuple[str, list[int], list[int]]:
     return "mcd_k_conv2d", p, [*ins, SCRATCH]
 
 
-# The kernels pick their path from the compiler's macros (mcd_kernels.c), so the scratch buffer is
-# sized per path and the generated source chooses the size with the same macros: "mve" (Helium),
-# "dsp" (SIMD32 + DSP), "c32" (plain C, 32-bit pointers), "host" (plain C, 64-bit pointers).
+# The kernels pick their path from the compiler's macros (MCD_KERNEL_PATH in mcd_kernels.h): "mve"
+# (Helium), "dsp" (SIMD32 + DSP), "c32" (plain C, 32-bit pointers), "host" (plain C, 64-bit pointers).
+# Scratch needs differ per path, and each step's scratch is a temporary in the arena, so the memory plan
+# is made for one path; the generated source refuses to compile for another (its MCD_KERNEL_PATH value
+# is the path's position here, from 1).
 ARCHS = ("mve", "dsp", "c32", "host")
+DSP_CPUS = ("cortex-m4", "cortex-m7", "cortex-m33")  # gcc's -mcpu for them defines __ARM_FEATURE_DSP
+
+
+def cpu_arch(cpu: str, has_mve: bool) -> str:
+    """The kernel path a board's CPU compiles to (the same choice as mcd_kernels.h makes)."""
+    return "mve" if has_mve else "dsp" if cpu in DSP_CPUS else "c32"
+
+
+def step_scratch(step: Step, arch: str) -> int:
+    """Bytes of scratch ``step`` needs on kernel path ``arch`` (0: none): the one place that says it."""
+    fn = SCRATCH_FNS.get(step.kernel)
+    return fn(step.params, arch) if fn else 0
 
 
 def dw_scratch(params: tuple[int, ...], arch: str = "host") -> int:
@@ -565,14 +578,12 @@ def lower(model: Model) -> Program:
             aliases[op.outputs[0]] = src
             continue
         kernel, params, ins = LOWERINGS[op.opcode](c)
-        fn = SCRATCH_FNS.get(kernel)
-        scratch = max(fn(tuple(params), a) for a in ARCHS) if fn else 0
-        steps.append(_step(c, kernel, params, ins, op.outputs[0], scratch))
+        steps.append(_step(c, kernel, params, ins, op.outputs[0]))
     return Program(model, tuple(steps), aliases, derived)
 
 
-def _step(c: _Ctx, kernel: str, params: list[int], ins: list[int], out: int, scratch: int = 0) -> Step:
+def _step(c: _Ctx, kernel: str, params: list[int], ins: list[int], out: int) -> Step:
     for v in params:
         if not -(2**31) <= v < 2**31:
             raise c.refuse(f"a parameter ({v}) outside int32")
-    return Step(c.op.index, c.op.opcode, kernel, tuple(params), tuple(ins), out, scratch)
+    return Step(c.op.index, c.op.opcode, kernel, tuple(params), tuple(ins), out)

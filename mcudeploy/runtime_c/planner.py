@@ -14,6 +14,10 @@ output may start ``delta`` bytes below the input and run into it, where ``delta`
 (group's output end - lowest input byte still read from the group on) over all groups. ADD of
 same-shape operands (one flat loop, each element, or vector of 4, read before it is written) may
 write over either operand in place (delta 0).
+
+A kernel's scratch (im2col patches, depthwise tap tables) is a buffer of the plan too, live during its
+one step only, so it costs arena bytes only where it adds to that step's live activations. Its size
+depends on the kernel path (lower.py ``step_scratch``), so a plan is made for one path of ``ARCHS``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lower import Program, Step
+from .lower import ARCHS, Program, Step, step_scratch
 
 ALIGN = 16
 GROUP = 4  # output pixels a kernel may write together (MVE depthwise 4, DSP convolution 2, else 1)
@@ -31,9 +35,14 @@ _CV_N, _CV_W, _CV_C, _CV_OH, _CV_OW, _CV_OC, _CV_SH, _CV_SW, _CV_PH, _CV_PW = 0,
 OVERLAP_KERNELS = ("mcd_k_conv2d", "mcd_k_depthwise_conv2d")  # + mcd_k_add (same shapes)
 
 
+def scratch_key(step: int) -> int:
+    """The plan's key for step ``step``'s scratch buffer (tensor storages are >= 0)."""
+    return -1 - step
+
+
 @dataclass(frozen=True)
 class Placement:
-    tensor: int  # the storage owner (aliases resolve to it)
+    tensor: int  # the storage owner (aliases resolve to it); scratch_key(i) for step i's scratch
     offset: int
     size: int
     first: int  # step index that writes it (-1: model input)
@@ -46,9 +55,15 @@ class MemoryPlan:
     arena_bytes: int  # peak: the arena the plan needs
     # (output, input) storage -> delta: the output may start delta bytes below the input and overlap it
     overlaps: dict[tuple[int, int], int]
+    arch: str = "host"  # the kernel path whose scratch sizes the plan holds
 
     def offset(self, tensor: int) -> int:
         return self.placements[tensor].offset
+
+    def scratch_offset(self, step: int) -> int | None:
+        """Where step ``step``'s scratch starts in the arena (None: the step needs none)."""
+        p = self.placements.get(scratch_key(step))
+        return p.offset if p else None
 
     def naive_bytes(self) -> int:
         """What the arena would be without reuse (for reports)."""
@@ -148,7 +163,10 @@ def _greedy(
     return placed
 
 
-def plan_memory(prog: Program) -> MemoryPlan:
+def plan_memory(prog: Program, arch: str = "host") -> MemoryPlan:
+    """Place every activation and every step's scratch (sized for kernel path ``arch``) in one arena."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown kernel path {arch!r} (known: {', '.join(ARCHS)})")
     m = prog.model
     n = len(prog.steps)
     first: dict[int, int] = {}
@@ -183,6 +201,11 @@ def plan_memory(prog: Program) -> MemoryPlan:
                 break
 
     size = {s: m.tensors[s].nbytes for s in first}
+    for i, step in enumerate(prog.steps):
+        need = step_scratch(step, arch)
+        if need > 0:
+            k = scratch_key(i)
+            first[k], last[k], size[k] = i, i, need
     orders: list[Callable[[int], tuple[int, ...]]] = [
         lambda s: (-size[s], s),  # TFLM's greedy order
         lambda s: (first[s], -size[s], s),
@@ -201,7 +224,7 @@ def plan_memory(prog: Program) -> MemoryPlan:
             best = (peak, placed)
     assert best is not None or not first
     peak, placed = best if best else (0, {})
-    plan = MemoryPlan({s: placed[s] for s in sorted(placed)}, peak, ov)
+    plan = MemoryPlan({s: placed[s] for s in sorted(placed)}, peak, ov, arch)
     if plan.conflicts():  # a planner bug must never reach a kernel as silently wrong bytes
         raise AssertionError(f"memory plan collides: {plan.conflicts()[:3]}")
     return plan

@@ -1,0 +1,155 @@
+"""The C runtime's static memory plan, per kernel path: every pair of buffers live at the same step is
+disjoint or a sanctioned overlap (an output written over its dying input, at least delta below it), each
+step's scratch is as large as its kernel path needs and collides with nothing; and a runtime planned for
+one kernel path does not compile for another.
+
+Running the kernels inside the planned arena is tested elsewhere: the host path by every kernel property
+test (run_program), the target paths by the QEMU kernel mix (tests/test_runtime_c_qemu.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mcudeploy.runtime_c.codegen import kernel_files, render_c_runtime
+from mcudeploy.runtime_c.host import host_cc
+from mcudeploy.runtime_c.lower import ARCHS, lower, step_scratch
+from mcudeploy.runtime_c.planner import ALIGN, MemoryPlan, overlap_delta, plan_memory, scratch_key
+from mcudeploy.tflite_builder import GraphBuilder
+from tests.hyp import examples
+
+
+def _chain(p: dict):
+    """conv (k x k, stride, SAME/VALID) -> depthwise 3x3 SAME -> 1x1 conv -> ADD with the depthwise output."""
+    rng = np.random.default_rng(p["seed"])
+    g = GraphBuilder()
+    h, c, oc = p["h"], p["c"], p["oc"]
+    x = g.tensor((1, h, h, c), "int8", 0.05, 3)
+
+    def conv(src: int, shape: tuple, o: int, k: int, s: int, pad: int, dw: bool = False) -> tuple[int, tuple]:
+        ih, iw, ic = shape
+        oh = (ih + s - 1) // s if pad == 0 else (ih - k + s) // s  # padding 0: SAME, 1: VALID
+        ow = (iw + s - 1) // s if pad == 0 else (iw - k + s) // s
+        wshape = (1, k, k, o) if dw else (o, k, k, ic)
+        w = g.const(rng.integers(-127, 128, wshape).astype(np.int8), "int8", scale=0.02, zero_point=0)
+        b = g.const(rng.integers(-300, 300, o), "int32", scale=0.001, zero_point=0)
+        y = g.tensor((1, oh, ow, o), "int8", 0.1, -2)
+        opts = dict(padding=pad, stride_h=s, stride_w=s)
+        if dw:
+            g.op("DEPTHWISE_CONV_2D", [src, w, b], [y], depth_multiplier=1, **opts)
+        else:
+            g.op("CONV_2D", [src, w, b], [y], **opts)
+        return y, (oh, ow, o)
+
+    y1, s1 = conv(x, (h, h, c), oc, p["k"], p["s"], p["pad"])
+    y2, s2 = conv(y1, s1, oc, 3, 1, 0, dw=True)
+    y3, s3 = conv(y2, s2, oc, 1, 1, 0)
+    out = g.tensor((1, *s3), "int8", 0.2, 1)
+    g.op("ADD", [y2, y3], [out])
+    return g.build([x], [out])
+
+
+def _live(a, b) -> bool:
+    return a.first <= b.last and b.first <= a.last
+
+
+def check_plan(prog, plan: MemoryPlan) -> None:
+    """The plan's invariants, checked independently of the planner's own ``conflicts``."""
+    ps = list(plan.placements.values())
+    assert all(p.offset % ALIGN == 0 and p.offset >= 0 for p in ps)
+    assert plan.arena_bytes >= max((p.offset + p.size for p in ps), default=0)
+    for i, step in enumerate(prog.steps):
+        need = step_scratch(step, plan.arch)
+        at = plan.scratch_offset(i)
+        assert (at is None) == (need == 0), (i, step.kernel, need, at)
+        if need:
+            assert plan.placements[scratch_key(i)].size >= need
+    for i, a in enumerate(ps):
+        for b in ps[i + 1 :]:
+            if not _live(a, b):
+                continue
+            if a.offset + a.size <= b.offset or b.offset + b.size <= a.offset:
+                continue
+            # overlapping bytes: only an output over its input, no scratch, at least delta below it
+            o, x = (a, b) if (a.tensor, b.tensor) in plan.overlaps else (b, a)
+            assert (o.tensor, x.tensor) in plan.overlaps, f"{a.tensor} and {b.tensor} collide ({plan.arch})"
+            assert min(o.tensor, x.tensor) >= 0
+            step = next(s for s in prog.steps if prog.storage(s.output) == o.tensor)
+            assert o.first == x.last == prog.steps.index(step)
+            assert o.offset <= x.offset - overlap_delta(step)
+
+
+chains = st.fixed_dictionaries(
+    {
+        "h": st.integers(3, 12),
+        "c": st.integers(1, 9),
+        "oc": st.integers(1, 20),
+        "k": st.integers(1, 4),
+        "s": st.integers(1, 2),
+        "pad": st.sampled_from([0, 1]),
+        "seed": st.integers(0, 2**16),
+    }
+)
+
+
+@examples(40)
+@given(chains)
+def test_plan_is_valid_for_every_kernel_path(p: dict) -> None:
+    if p["pad"] == 1 and p["k"] > p["h"]:
+        return  # a VALID window larger than the input
+    prog = lower(_chain(p))
+    plans = {arch: plan_memory(prog, arch) for arch in ARCHS}
+    for plan in plans.values():
+        check_plan(prog, plan)
+        assert not plan.conflicts()
+
+
+def test_scratch_lives_in_the_arena_only_during_its_step(digits_int8) -> None:
+    prog = lower(digits_int8)
+    for arch in ARCHS:
+        plan = plan_memory(prog, arch)
+        check_plan(prog, plan)
+        scratch = [p for p in plan.placements.values() if p.tensor < 0]
+        assert scratch and all(p.first == p.last for p in scratch)
+
+
+# -- a runtime planned for one kernel path must not build for another -----------------------------------
+ARM_GCC = shutil.which("arm-none-eabi-gcc")
+# the compiler flags that select each path (MCD_KERNEL_PATH in mcd_kernels.h)
+TARGETS = {
+    "mve": [ARM_GCC, "-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"],
+    "dsp": [ARM_GCC, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
+    "c32": [ARM_GCC, "-mcpu=cortex-m0plus", "-mthumb"],
+    "host": [None],
+}
+
+
+def _conv_model():
+    return _chain({"h": 6, "c": 3, "oc": 5, "k": 3, "s": 1, "pad": 0, "seed": 1})
+
+
+@pytest.mark.parametrize("planned", ARCHS)
+def test_runtime_refuses_to_compile_for_another_kernel_path(planned: str, tmp_path: Path) -> None:
+    src = tmp_path / planned
+    render_c_runtime(_conv_model(), src, arch=planned)
+    assert {n for n in kernel_files() if n.endswith(".h")} <= {p.name for p in src.iterdir()}
+    tried = 0
+    for compiled, cc in TARGETS.items():
+        if cc[0] is None and compiled != "host":
+            continue  # no arm-none-eabi-gcc: the host row still runs
+        argv = [host_cc() if cc[0] is None else cc[0], *cc[1:], "-std=c99", "-fsyntax-only", "-I", str(src)]
+        r = subprocess.run([*argv, str(src / "mcd_runtime_c.c")], capture_output=True, text=True, check=False)
+        tried += 1
+        if compiled == planned:
+            assert r.returncode == 0, r.stderr[-2000:]
+        else:
+            assert r.returncode != 0, f"planned for {planned}, compiled silently for {compiled}"
+            assert f"generated for the '{planned}' kernel path" in r.stderr
+    assert tried >= 1
