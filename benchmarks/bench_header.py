@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mcudeploy.header import render_array_body
+from mcudeploy.firmware.header import render_array_body
 
 REQUIRED_SPEEDUP = 5.0
 
@@ -100,8 +100,8 @@ def compile_times(data: bytes, work: Path) -> dict[str, float]:
     if shutil.which("arm-none-eabi-gcc") is None:
         print("  arm-none-eabi-gcc not found: skipping --compile")
         return {}
-    from mcudeploy.header import HeaderOptions, render_model_sources
-    from mcudeploy.model import Model
+    from mcudeploy.firmware.header import HeaderOptions, render_model_sources
+    from mcudeploy.ml.model import Model
 
     # render_model_sources only reads data/source/size/sha256: a bytes-only Model is enough here
     model = Model(data=data, source="bench.tflite", version=3, description="", subgraphs=(), num_buffers=0)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from mcudeploy._io import write_text_atomic
-from mcudeploy.optimize import (
+from mcudeploy.ml.optimize import (
     FineTune,
     compare,
     int8_accuracy,
@@ -57,8 +57,8 @@ DEFAULT_VELA = ("corstone-300", "ethos-u55-128@Ethos_U55_Deep_Embedded", "ethos-
 
 # -- workloads ----------------------------------------------------------------------------
 def digits_workload(seed: int) -> tuple[Any, tuple[np.ndarray, ...]]:
-    from mcudeploy._tf import tensorflow
-    from mcudeploy.digits import build_cnn, load_digits_split
+    from mcudeploy.ml._tf import tensorflow
+    from mcudeploy.ml.digits import build_cnn, load_digits_split
 
     tf = tensorflow()
     s = load_digits_split(seed=seed)
@@ -100,7 +100,7 @@ def kws_dataset(
 
 def build_ds_cnn(input_shape: tuple[int, ...] = (49, 10, 1), classes: int = 12, width: int = 64) -> Any:
     """DS-CNN (Zhang et al., "Hello Edge"): conv 10x4/2, then 4 x (depthwise 3x3 + pointwise), pool, FC."""
-    from mcudeploy._tf import tensorflow
+    from mcudeploy.ml._tf import tensorflow
 
     L = tensorflow().keras.layers
     layers = [
@@ -127,7 +127,7 @@ def build_ds_cnn(input_shape: tuple[int, ...] = (49, 10, 1), classes: int = 12, 
 
 
 def kws_workload(seed: int, width: int = 64) -> tuple[Any, tuple[np.ndarray, ...]]:
-    from mcudeploy._tf import tensorflow
+    from mcudeploy.ml._tf import tensorflow
 
     tf = tensorflow()
     # 3000 test samples: at ~70 % accuracy one sample is 0.03 pp and the standard error ~0.8 pp,
@@ -142,7 +142,7 @@ def kws_workload(seed: int, width: int = 64) -> tuple[Any, tuple[np.ndarray, ...
 
 
 def _train(model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float) -> None:
-    from mcudeploy._tf import tensorflow
+    from mcudeploy.ml._tf import tensorflow
 
     tf = tensorflow()
     model.compile(tf.keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -154,7 +154,7 @@ def vela_target(model: Any, target: str) -> dict[str, Any]:
     """Vela's numbers for a board, an accelerator, or ACCELERATOR@SYSTEM_CONFIG (Arm's vela.ini)."""
     if "@" not in target:
         return vela_numbers(vela_compile(model, target))
-    from mcudeploy.vela import compile_for_npu
+    from mcudeploy.ml.vela import compile_for_npu
 
     accelerator, system_config = target.split("@", 1)
     return vela_numbers(
@@ -241,7 +241,7 @@ def _control(
 ) -> dict[str, Any]:
     """Plain fine-tuning for as many epochs as PCQAT gets in total, then PTQ: separates the effect of
     the recipes from that of merely training longer at a lower learning rate."""
-    from mcudeploy._tf import tensorflow
+    from mcudeploy.ml._tf import tensorflow
 
     tf = tensorflow()
     x_tr, y_tr, x_te, y_te = data

@@ -5,7 +5,7 @@
 For each calibration size and mode it prints the TFLiteConverter time (best of --repeat), the
 .tflite size against the float .tflite, and top-1 accuracy on the held-out split: float Keras,
 then each quantized model run on the host TFLite Micro interpreter (the bit-exact reference).
-Then ``mcudeploy.evaluate``'s ladder (float -> TFLite int8 -> host TFLM int8) for the default model.
+Then ``mcudeploy.ml.evaluate``'s ladder (float -> TFLite int8 -> host TFLM int8) for the default model.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import time
 
 import numpy as np
 
-from mcudeploy.model import Model
+from mcudeploy.ml.model import Model
 
 
 def _accuracy_tflm(model: Model, x: np.ndarray, y: np.ndarray) -> float:
-    from mcudeploy.tflm_host import run_tflm
+    from mcudeploy.ml.tflm_host import run_tflm
 
     t = model.inputs[0]
     if t.dtype != "float32":
@@ -39,8 +39,8 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(s) for s in args.samples.split(",")]
 
-    from mcudeploy.digits import load_digits_split, train_cnn
-    from mcudeploy.quantize import float_tflite, quantize
+    from mcudeploy.ml.digits import load_digits_split, train_cnn
+    from mcudeploy.ml.quantize import float_tflite, quantize
 
     split = load_digits_split()
     t0 = time.perf_counter()
@@ -69,11 +69,11 @@ def main() -> None:
                 f"{result.model.size / float_size:>6.3f} {acc:>7.2%} {(acc - float_acc) * 100:>6.2f}"
             )
 
-    if importlib.util.find_spec("mcudeploy.evaluate") is None:
+    if importlib.util.find_spec("mcudeploy.ml.evaluate") is None:
         return
-    from mcudeploy.evaluate import evaluate
+    from mcudeploy.ml.evaluate import evaluate
 
-    print("\naccuracy ladder (mcudeploy.evaluate), int8 I/O, 200 calibration samples:")
+    print("\naccuracy ladder (mcudeploy.ml.evaluate), int8 I/O, 200 calibration samples:")
     int8 = quantize(keras_model, split.x_train, samples=200, measure_float=False).model
     ev = evaluate(
         int8, split.x_test, split.y_test, float_model=keras_model, float_tflite=float_tflite(keras_model)

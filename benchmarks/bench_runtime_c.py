@@ -4,14 +4,14 @@
     .venv/bin/python benchmarks/bench_runtime_c.py --cpus m55 m4 m7 m33 \\
         --tflm cmsis-nn=/work/tflm-trees/{cpu}-cmsis-nn --workdir /tmp/bench --markdown numbers.md
 
-Models (mcudeploy.zoo.BENCHMARK_MODELS, which CI also runs on QEMU an547/an386/an500: random init,
+Models (mcudeploy.ml.zoo.BENCHMARK_MODELS, which CI also runs on QEMU an547/an386/an500: random init,
 BatchNorm statistics randomized, PTQ on random calibration data -- speed and memory do not depend on
 training; `digits` is the trained digits CNN):
   digits   the digits CNN (8x8x1)
   ds_cnn   DS-CNN keyword spotting as in MLPerf Tiny: 49x10x1, 64 filters, 4 depthwise-separable blocks
   vww      MobileNet-v2-style visual wake words: Keras MobileNetV2, 96x96x3, width 0.25, 2 classes
   resnet8  ResNet-8 as in MLPerf Tiny: 32x32x3, 16/32/64 filters, 10 classes
-Any name of mcudeploy.zoo (e.g. fc_autoencoder) works too.
+Any name of mcudeploy.ml.zoo (e.g. fc_autoencoder) works too.
 
 CPUs and their QEMU boards: m55 qemu-an547 (MVE), m4 qemu-an386, m7 qemu-an500, m33 qemu-an505 (DSP).
 
@@ -52,15 +52,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mcudeploy import build as build_mod
-from mcudeploy import codegen
 from mcudeploy._io import write_text_atomic
 from mcudeploy.boards import get_board
-from mcudeploy.model import Model
-from mcudeploy.runtime_c.codegen import build_c_runtime
-from mcudeploy.targets.qemu import QemuSimulator
-from mcudeploy.tflm_host import measure_arena, run_tflm
-from mcudeploy.zoo import BENCHMARK_MODELS, benchmark_model
+from mcudeploy.device.targets.qemu import QemuSimulator
+from mcudeploy.firmware import build as build_mod
+from mcudeploy.firmware import codegen
+from mcudeploy.firmware.runtime_c.codegen import build_c_runtime
+from mcudeploy.ml.model import Model
+from mcudeploy.ml.tflm_host import measure_arena, run_tflm
+from mcudeploy.ml.zoo import BENCHMARK_MODELS, benchmark_model
 
 CPUS = {"m55": "qemu-an547", "m4": "qemu-an386", "m7": "qemu-an500", "m33": "qemu-an505"}
 TV_BEGIN = re.compile(r"^MCD-TV-BEGIN .*\barena=(\d+)", re.MULTILINE)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import write_bytes_atomic, write_text_atomic
-from .evaluate import Agreement, Evaluation, Rung, check_gates
+from .ml.evaluate import Agreement, Evaluation, Rung, check_gates
 from .pipeline import Context, Pipeline, Stage, StageResult
 
 # What the demo promises (issue #2): the int8 model is as good as the float one and host TFLM
@@ -24,7 +24,7 @@ KERAS, INT8, TEST_NPZ, EVALUATION = "digits.keras", "digits_int8.tflite", "digit
 
 
 def _train(ctx: Context) -> tuple[dict[str, Path], dict[str, Any]]:
-    from .digits import load_digits_split, save_npz, train_cnn
+    from .ml.digits import load_digits_split, save_npz, train_cnn
 
     split = load_digits_split(seed=ctx.options["seed"])
     model = train_cnn(split, epochs=ctx.options["epochs"], seed=ctx.options["seed"])
@@ -37,8 +37,8 @@ def _train(ctx: Context) -> tuple[dict[str, Path], dict[str, Any]]:
 
 
 def _quantize(ctx: Context) -> tuple[dict[str, Path], dict[str, Any]]:
-    from .digits import load_digits_split
-    from .quantize import quantize
+    from .ml.digits import load_digits_split
+    from .ml.quantize import quantize
 
     split = load_digits_split(seed=ctx.options["seed"])
     res = quantize(ctx.artifact("keras"), split.x_train, samples=ctx.options["samples"], output_name=INT8)
@@ -47,7 +47,7 @@ def _quantize(ctx: Context) -> tuple[dict[str, Path], dict[str, Any]]:
 
 
 def _evaluate(ctx: Context) -> tuple[dict[str, Path], dict[str, Any]]:
-    from .evaluate import evaluate_files
+    from .ml.evaluate import evaluate_files
 
     ev = evaluate_files(ctx.artifact("int8"), ctx.artifact("test_npz"), float_path=ctx.artifact("keras"))
     doc = ev.to_dict()

@@ -37,7 +37,7 @@ from .errors import ConfigError, GateError, InputError, MCUDeployError
 from .pipeline import Context, Pipeline, Stage, StageResult, dist_version
 
 if TYPE_CHECKING:
-    from .model import Model
+    from .ml.model import Model
 
 # The typed API: config and report data live in their own modules, re-exported here.
 __all__ = [
@@ -64,8 +64,8 @@ def _model(ctx: Context) -> StageOut:
     o = ctx.options["model"]
     d = ctx.stage_dir("model")
     if o["path"] == BUILTIN_DIGITS:
-        from .digits import load_digits_split, save_npz, train_cnn
-        from .optimize import save_keras
+        from .ml.digits import load_digits_split, save_npz, train_cnn
+        from .ml.optimize import save_keras
 
         split = load_digits_split(seed=o["seed"])
         keras = train_cnn(split, epochs=o["epochs"], seed=o["seed"])
@@ -78,7 +78,7 @@ def _model(ctx: Context) -> StageOut:
     if not src.exists():
         raise InputError(f"{src}: no such model file or folder")
     # Checked here, so a bad model fails the first stage, before the output folder keeps anything.
-    from .model import KERAS_SUFFIXES, MODEL_FORMATS, read_tflite
+    from .ml.model import KERAS_SUFFIXES, MODEL_FORMATS, read_tflite
 
     if _is_tflite(src.name):
         if src.is_dir():
@@ -114,9 +114,9 @@ def _eval_data(ctx: Context) -> Path:
 
 
 def _optimize(ctx: Context) -> StageOut:
-    from .datasets import load_labelled
-    from .model import load_keras
-    from .optimize import FineTune, is_qat_model, optimize, parse_recipe, save_keras
+    from .ml.datasets import load_labelled
+    from .ml.model import load_keras
+    from .ml.optimize import FineTune, is_qat_model, optimize, parse_recipe, save_keras
 
     o = ctx.options["optimize"]
     params = {f.name: o[f.name] for f in _recipe_fields() if o.get(f.name) is not None}
@@ -133,7 +133,7 @@ def _optimize(ctx: Context) -> StageOut:
 
 
 def _recipe_fields() -> list[dataclasses.Field[Any]]:
-    from .optimize import Recipe
+    from .ml.optimize import Recipe
 
     return [f for f in dataclasses.fields(Recipe) if f.name != "stages"]
 
@@ -145,8 +145,8 @@ def _quantize(ctx: Context) -> StageOut:
     data = _train_data(ctx, "quantize") if (o["data"] or "train_npz" in ctx.artifacts) else _eval_data(ctx)
     name = f"{keras.stem}_int8.tflite"
     if ctx.options["optimize"]["enabled"]:
-        from .datasets import load_representative
-        from .optimize import load_optimized, to_int8
+        from .ml.datasets import load_representative
+        from .ml.optimize import load_optimized, to_int8
 
         km = load_optimized(keras)
         rep = load_representative(data, tuple(km.inputs[0].shape[1:]), samples=o["samples"])
@@ -158,7 +158,7 @@ def _quantize(ctx: Context) -> StageOut:
             "calibration_samples": min(len(rep), o["samples"]),
         }
     else:
-        from .quantize import quantize
+        from .ml.quantize import quantize
 
         res = quantize(keras, data, samples=o["samples"], per_channel=o["per_channel"], output_name=name)
         model, summary = res.model, res.to_dict()
@@ -168,7 +168,7 @@ def _quantize(ctx: Context) -> StageOut:
 
 
 def _evaluate(ctx: Context) -> StageOut:
-    from .evaluate import enforce_gates, evaluate_files
+    from .ml.evaluate import enforce_gates, evaluate_files
 
     keras = ctx.artifacts.get("keras")
     o = ctx.options["evaluate"]
@@ -189,8 +189,8 @@ def _evaluate(ctx: Context) -> StageOut:
 
 def _vela(ctx: Context) -> StageOut:
     from .boards import get_board
-    from .model import read_tflite
-    from .vela import compile_for_npu
+    from .ml.model import read_tflite
+    from .ml.vela import compile_for_npu
 
     o = ctx.options["vela"]
     d = ctx.stage_dir("vela")
@@ -235,7 +235,7 @@ def _firmware_models(ctx: Context, rt: str) -> tuple[Model, Model]:
     """The int8 model, and the one the firmware runs: the Vela model for the TFLM runtime on a board
     with an NPU, else the int8 model (the C runtime has no Ethos-U operator: it runs it on the CPU)."""
     from .boards import get_board
-    from .model import read_tflite
+    from .ml.model import read_tflite
 
     int8 = read_tflite(ctx.artifact("int8"))
     board = get_board(ctx.options["firmware"]["board"])
@@ -251,7 +251,7 @@ def _on_hardware(ctx: Context) -> bool:
 def _generate(rt: str) -> Callable[[Context], StageOut]:
     def run(ctx: Context) -> StageOut:
         from .boards import get_board
-        from .codegen import generate
+        from .firmware.codegen import generate
 
         int8, model = _firmware_models(ctx, rt)
         board = get_board(ctx.options["firmware"]["board"])
@@ -282,7 +282,7 @@ def _generate(rt: str) -> Callable[[Context], StageOut]:
 
 def _build(rt: str) -> Callable[[Context], StageOut]:
     def run(ctx: Context) -> StageOut:
-        from .build import build
+        from .firmware.build import build
 
         d = ctx.stage_dir(f"build-{rt}")
         # A clean CMake folder: its cache pins absolute paths, so a moved output folder must not reuse it.
@@ -304,12 +304,19 @@ def _build(rt: str) -> Callable[[Context], StageOut]:
 def run_on_target(ctx: Context, rt: str) -> StageOut:
     """Serve the evaluation samples to the device (a port, or the board's simulator) and measure."""
     from .boards import get_board
-    from .datasets import load_labelled
-    from .harness import DeviceLink, Expectation, ResultsLog, profile_sample, quantize_inputs, run_samples
-    from .profile import write_profile
-    from .results import Gates, summarize, to_junit
-    from .targets.transport import open_transport
-    from .tflm_host import run_tflm
+    from .device.harness import (
+        DeviceLink,
+        Expectation,
+        ResultsLog,
+        profile_sample,
+        quantize_inputs,
+        run_samples,
+    )
+    from .device.profile import write_profile
+    from .device.results import Gates, summarize, to_junit
+    from .device.targets.transport import open_transport
+    from .ml.datasets import load_labelled
+    from .ml.tflm_host import run_tflm
 
     o = ctx.options["run"]
     d = ctx.stage_dir(f"run-{rt}")
@@ -325,7 +332,7 @@ def run_on_target(ctx: Context, rt: str) -> StageOut:
     with contextlib.ExitStack() as stack:
         baud = o["baudrate"]
         if o["labgrid_place"]:
-            from .targets.labgrid import flash, hold_place, open_place
+            from .device.targets.labgrid import flash, hold_place, open_place
 
             stack.enter_context(hold_place(o["labgrid_place"], coordinator=o["coordinator"]))
             place = open_place(o["labgrid_place"], coordinator=o["coordinator"])
@@ -393,7 +400,7 @@ def run_on_target(ctx: Context, rt: str) -> StageOut:
 
 
 def _simulator(board: Any, *, npu: bool) -> Any:
-    from .targets import simulator_for
+    from .device.targets import simulator_for
 
     sim = simulator_for(board, npu=npu)
     if sim is not None:
@@ -429,7 +436,7 @@ def _board_input(name: str | None) -> Any:
 
 
 def _toolchain_versions() -> dict[str, str | None]:
-    from .build import toolchain_versions
+    from .firmware.build import toolchain_versions
 
     return toolchain_versions()
 

@@ -24,7 +24,7 @@ SCHEMA: dict[str, dict[str, _Spec]] = {
     "optimize": {
         "recipe": ((str,), None),
         "data": ((str,), None),
-        "epochs": ((int,), 4),  # mcudeploy.optimize.FineTune's defaults
+        "epochs": ((int,), 4),  # mcudeploy.ml.optimize.FineTune's defaults
         "learning_rate": ((float, int), None),  # None: per stage (STAGE_LEARNING_RATES)
         "batch_size": ((int,), 32),
         "sparsity": ((float, int), None),
@@ -74,7 +74,7 @@ _PATH_KEYS = {
     ("evaluate", "data"),
     ("firmware", "tflm_root"),
 }
-# Run gates are mcudeploy.results.Gates fields; evaluate gates are mcudeploy.evaluate.GATES names.
+# Run gates are mcudeploy.device.results.Gates fields; evaluate gates are mcudeploy.ml.evaluate.GATES names.
 _RUN_GATES = (
     "min_accuracy",
     "match_golden_accuracy",
@@ -186,7 +186,7 @@ def load_config(
 
 def _validate(cfg: dict[str, Any]) -> None:
     from .boards import get_board
-    from .evaluate import GATES
+    from .ml.evaluate import GATES
 
     for g in cfg["evaluate"]["gates"]:
         if g not in GATES:
@@ -220,7 +220,7 @@ def _validate(cfg: dict[str, Any]) -> None:
 
 def runtimes(cfg: dict[str, Any]) -> list[str]:
     """The firmware variants to build: ``auto`` is the C runtime, plus TFLM when a tree is configured."""
-    from .codegen import get_runtime
+    from .firmware.codegen import get_runtime
 
     rt = cfg["firmware"]["runtime"]
     if rt == AUTO_RUNTIME:

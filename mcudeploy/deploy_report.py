@@ -18,7 +18,7 @@ def _drop_pp(ev: dict[str, Any]) -> float:
 def report_data(options: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The report's :data:`mcudeploy.report.ReportData`, assembled from the stage summaries alone."""
     from .boards import get_board
-    from .profile import join_vela
+    from .device.profile import join_vela
 
     rts = sorted(n[len("run-") :] for n in summaries if n.startswith("run-"))
     built = sorted(n[len("build-") :] for n in summaries if n.startswith("build-"))

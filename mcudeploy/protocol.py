@@ -367,7 +367,7 @@ def io_info(model: Any) -> str:
     """The canonical I/O description the firmware reports in HELLO's ``io`` key (MCD_IO_INFO).
 
     e.g. ``in=int8[1,8,8,1]q(0.0627451,-128);out=int8[1,10]q(0.00390625,-128)``. Generated from the
-    same :class:`~mcudeploy.model.Model` on both sides, so the host can compare strings exactly.
+    same :class:`~mcudeploy.ml.model.Model` on both sides, so the host can compare strings exactly.
     """
 
     def one(t: Any) -> str:

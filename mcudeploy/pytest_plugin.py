@@ -7,7 +7,7 @@ no numpy): a test session that never touches a board pays nothing for it.
     pytest --mcu-board qemu-an547 --mcu-firmware build/app.elf --mcu-model model_int8.tflite
     pytest --mcu-board my-board --mcu-port /dev/ttyACM0 --mcu-model model_int8.tflite
 
-``mcu_target`` is a :class:`mcudeploy.harness.DeviceLink` whose HELLO was checked against the model
+``mcu_target`` is a :class:`mcudeploy.device.harness.DeviceLink` whose HELLO was checked against the model
 (protocol version, model sha256, I/O layout, board). Without ``--mcu-port`` the board's simulator
 (QEMU) is started with the firmware, or with the firmware built from ``--mcu-project``.
 """
@@ -85,8 +85,8 @@ def _usage(message: str) -> NoReturn:
 
 @pytest.fixture(scope="session")
 def mcu_model(mcu_options: MCUOptions) -> Any:
-    """The model the device must be running (a :class:`mcudeploy.model.Model`)."""
-    from .model import read_tflite
+    """The model the device must be running (a :class:`mcudeploy.ml.model.Model`)."""
+    from .ml.model import read_tflite
 
     if mcu_options.model is None:
         _usage("--mcu-model is required: the device's HELLO is checked against the model it should run")
@@ -100,17 +100,17 @@ def mcu_firmware(mcu_options: MCUOptions, tmp_path_factory: pytest.TempPathFacto
         return mcu_options.firmware
     if mcu_options.project is None:
         _usage("without --mcu-port, pass --mcu-firmware (an ELF) or --mcu-project to run on the simulator")
-    from .build import build
+    from .firmware.build import build
 
     return build(mcu_options.project, build_dir=tmp_path_factory.mktemp("mcu-build")).elf
 
 
 @pytest.fixture(scope="session")
 def mcu_target(mcu_options: MCUOptions, mcu_model: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A connected :class:`mcudeploy.harness.DeviceLink` whose HELLO matches ``mcu_model``."""
+    """A connected :class:`mcudeploy.device.harness.DeviceLink` whose HELLO matches ``mcu_model``."""
+    from .device.harness import DeviceLink, Expectation, check_hello
+    from .device.targets.transport import open_transport
     from .errors import DeviceMismatchError
-    from .harness import DeviceLink, Expectation, check_hello
-    from .targets.transport import open_transport
 
     with contextlib.ExitStack() as stack:
         url = mcu_options.port or stack.enter_context(_start_simulator(mcu_options, request)).url
@@ -129,7 +129,7 @@ def mcu_target(mcu_options: MCUOptions, mcu_model: Any, request: pytest.FixtureR
 @contextlib.contextmanager
 def _start_simulator(o: MCUOptions, request: pytest.FixtureRequest) -> Iterator[Any]:
     from .boards import get_board
-    from .targets import simulator_for
+    from .device.targets import simulator_for
 
     if not o.board:
         _usage("without --mcu-port, --mcu-board names the board whose simulator runs the firmware")

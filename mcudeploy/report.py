@@ -27,15 +27,15 @@ ReportData = dict[str, Any]
 - ``latency``: {"unit": str, "values": [numbers], "clock_hz": int | None}
 - ``memory``: list of {"region": str, "size": int, "used": {part: bytes}}
 - ``npu_layers``: list of {"name": str, "npu_cycles": int}; ``cpu_ops``: list of {"op": str, "reason": str}
-- ``device_layers``: a per-layer profile document (mcudeploy.profile.build_profile): device time per
+- ``device_layers``: a per-layer profile document (mcudeploy.device.profile.build_profile): device time per
   layer, MACs per cycle (instruction) and Vela's estimate where joined
-- ``layer_error``: the worst ops by int8 error vs float (``mcudeploy.layer_error.LayerError`` dicts)
+- ``layer_error``: the worst ops by int8 error vs float (``mcudeploy.ml.layer_error.LayerError`` dicts)
 """
 
 
 def layer_error_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[tuple[str, ...]]]:
     """Header and rows of the per-layer int8 error table (worst first), advice in the last column."""
-    from .layer_error import TABLE_COLUMNS, LayerError, table_rows
+    from .ml.layer_error import TABLE_COLUMNS, LayerError, table_rows
 
     errors = [LayerError(**{**r, "layers": tuple(r["layers"])}) for r in rows]
     return [*TABLE_COLUMNS, "what to try"], [

@@ -57,7 +57,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def digits_split():
-    from mcudeploy.digits import load_digits_split
+    from mcudeploy.ml.digits import load_digits_split
 
     return load_digits_split()
 
@@ -70,7 +70,7 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def digits_keras_path(digits_split, session_dir: Path) -> Path:
     """The trained digits CNN saved as .keras (trained once per session, ~8 s)."""
-    from mcudeploy.digits import train_cnn
+    from mcudeploy.ml.digits import train_cnn
 
     path = session_dir / "digits.keras"
     train_cnn(digits_split).save(path)
@@ -79,15 +79,15 @@ def digits_keras_path(digits_split, session_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def digits_keras(digits_keras_path: Path):
-    from mcudeploy.model import load_keras
+    from mcudeploy.ml.model import load_keras
 
     return load_keras(digits_keras_path)
 
 
 @pytest.fixture(scope="session")
 def digits_int8(digits_keras, digits_split, session_dir: Path):
-    """The fully int8 digits model (a validated :class:`mcudeploy.model.Model`)."""
-    from mcudeploy.quantize import convert_int8
+    """The fully int8 digits model (a validated :class:`mcudeploy.ml.model.Model`)."""
+    from mcudeploy.ml.quantize import convert_int8
 
     model = convert_int8(digits_keras, digits_split.x_train, source="digits_int8.tflite")
     (session_dir / "digits_int8.tflite").write_bytes(model.data)
@@ -101,6 +101,6 @@ def digits_int8_path(digits_int8, session_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def digits_test_npz(digits_split, session_dir: Path) -> Path:
-    from mcudeploy.digits import save_npz
+    from mcudeploy.ml.digits import save_npz
 
     return save_npz(session_dir / "digits_test.npz", digits_split.x_test, digits_split.y_test)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mcudeploy.runtime_c.host import run_program
-from mcudeploy.runtime_c.lower import lower
-from mcudeploy.tflite_builder import GraphBuilder
-from mcudeploy.tflm_host import HostTFLM
+from mcudeploy.firmware.runtime_c.host import run_program
+from mcudeploy.firmware.runtime_c.lower import lower
+from mcudeploy.ml.tflite_builder import GraphBuilder
+from mcudeploy.ml.tflm_host import HostTFLM
 
 OPS = ("RELU", "RELU6", "LEAKY_RELU", "QUANTIZE", "HARD_SWISH", "LOGISTIC", "TANH")
 ALL_INT8 = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mcudeploy.tflite_builder import GraphBuilder
+from mcudeploy.ml.tflite_builder import GraphBuilder
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:

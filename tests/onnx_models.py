@@ -77,7 +77,7 @@ def small_cnn(path: Path, *, flatten_map: bool = False, seed: int = 0) -> Path:
 def teacher_split(path: Path, n: int, seed: int = 1, margin: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """NCHW samples labelled by the float model itself (onnxruntime), kept where its top-1 leads the
     runner-up by ``margin``: a fixed-weight model then has a float accuracy of 100 % by construction."""
-    from mcudeploy.onnx_import import onnxruntime_session
+    from mcudeploy.ml.onnx_import import onnxruntime_session
 
     sess = onnxruntime_session(path)
     x = np.random.default_rng(seed).normal(size=(4 * n, 1, 8, 8)).astype(np.float32)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mcudeploy.boards import get_board
-from mcudeploy.targets.qemu import QemuSimulator
+from mcudeploy.device.targets.qemu import QemuSimulator
 
 # MCD-TV <index> ok|MISMATCH t=<timer> npu=<npu cycles> out=<output bytes in hex>
 TV_LINE = re.compile(r"^MCD-TV (\d+) (ok|MISMATCH) t=(\d+) npu=(\d+) out=([0-9a-f]*)\r?$", re.MULTILINE)

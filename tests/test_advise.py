@@ -1,4 +1,4 @@
-"""mcudeploy.advise: the Pareto front (properties) and one measured grid through the CLI."""
+"""mcudeploy.ml.advise: the Pareto front (properties) and one measured grid through the CLI."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcudeploy.advise import AdviceRow, advise, dominates, mark_pareto, to_csv
 from mcudeploy.cli import run
 from mcudeploy.errors import ConfigError, ExitCode
+from mcudeploy.ml.advise import AdviceRow, advise, dominates, mark_pareto, to_csv
 from tests.hyp import examples
 
 _rows = st.lists(
@@ -80,8 +80,8 @@ def test_grid_errors(digits_keras, digits_split):
 def test_advise_cli_grid(digits_split, digits_keras_path, digits_int8, tmp_path, capsys, monkeypatch):
     """ptq and prune-cluster on two targets: the ptq row is exactly the session's int8 model, and the
     Pareto column is the one recomputed from the CSV's own numbers."""
-    from mcudeploy.digits import save_npz
-    from mcudeploy.tflm_host import run_tflm
+    from mcudeploy.ml.digits import save_npz
+    from mcudeploy.ml.tflm_host import run_tflm
 
     train = save_npz(tmp_path / "train.npz", digits_split.x_train, digits_split.y_train)
     x_val, y_val = digits_split.x_test[:100], digits_split.y_test[:100]
@@ -131,7 +131,7 @@ def test_advise_cli_grid(digits_split, digits_keras_path, digits_int8, tmp_path,
 
 
 def test_advise_cli_bad_input(digits_keras_path, tmp_path):
-    from mcudeploy.digits import save_npz
+    from mcudeploy.ml.digits import save_npz
 
     data = save_npz(tmp_path / "d.npz", np.zeros((4, 8, 8, 1), np.float32), np.zeros(4, np.int64))
     base = ["advise", digits_keras_path, "--data", data]

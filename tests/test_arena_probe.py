@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcudeploy import tflm_host
 from mcudeploy.cli import run
 from mcudeploy.errors import UnsupportedError
-from mcudeploy.model import Model
-from mcudeploy.tflite_builder import GraphBuilder
-from mcudeploy.tflm_host import measure_arena
+from mcudeploy.ml import tflm_host
+from mcudeploy.ml.model import Model
+from mcudeploy.ml.tflite_builder import GraphBuilder
+from mcudeploy.ml.tflm_host import measure_arena
 
 
 def dense_model(n_in: int, hidden: int, n_out: int, source: str) -> Model:
@@ -50,7 +50,7 @@ def big_dense(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # Runs in a child: crashing probes must not end the process that probes.
 PROBES = r"""
 import json, sys
-from mcudeploy import arena_probe
+from mcudeploy.ml import arena_probe
 big, small = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
 n = int(sys.argv[3])
 out = {"n": arena_probe.probe(big, [((1, 3000), "int8")], n),
@@ -97,8 +97,8 @@ def test_generate_tflm_on_a_large_dense_model(
         capsys.readouterr().err
     )
     project = json.loads((out / "mcudeploy.json").read_text())
-    from mcudeploy.codegen import tflm_arena_bytes
-    from mcudeploy.model import read_tflite
+    from mcudeploy.firmware.codegen import tflm_arena_bytes
+    from mcudeploy.ml.model import read_tflite
 
     assert project["arena_bytes"] == tflm_arena_bytes(read_tflite(big_dense)) > 0
 

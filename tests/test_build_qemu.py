@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import serial
 
-from mcudeploy import build as build_mod
-from mcudeploy import codegen
 from mcudeploy.boards import get_board
 from mcudeploy.cli import run as cli_run
+from mcudeploy.device.targets import SIMULATORS
+from mcudeploy.device.targets.qemu import QemuSimulator
 from mcudeploy.errors import BoardError, BuildError, SimulatorError, ToolMissingError
-from mcudeploy.targets import SIMULATORS
-from mcudeploy.targets.qemu import QemuSimulator
-from mcudeploy.tflm_host import run_tflm
+from mcudeploy.firmware import build as build_mod
+from mcudeploy.firmware import codegen
+from mcudeploy.ml.tflm_host import run_tflm
 from tests.qemu_tv import TV_LINE, run_elf, tv_outputs
 
 QEMU = "qemu-an547"

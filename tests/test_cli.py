@@ -133,7 +133,7 @@ def test_demo_writes_artifacts_and_skips_on_rerun(tmp_path: Path, capsys) -> Non
 
 def test_evaluate_vela_model_is_exit_2_with_hint(digits_int8, digits_test_npz: Path, tmp_path: Path, capsys):
     """A Vela model (ethos-u custom op) cannot run on the host interpreters: a clear refusal."""
-    from mcudeploy.vela import compile_for_npu
+    from mcudeploy.ml.vela import compile_for_npu
 
     compiled = compile_for_npu(digits_int8, accelerator="ethos-u55-128", out_dir=tmp_path / "vela")
     path = tmp_path / "npu.tflite"

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcudeploy import codegen
 from mcudeploy.boards import Region, get_board
 from mcudeploy.cli import run as cli_run
 from mcudeploy.errors import ConfigError, MemoryFitError, UnsupportedError
-from mcudeploy.memfit import Demand, check_fit, plan
-from mcudeploy.tflm_host import run_tflm
+from mcudeploy.firmware import codegen
+from mcudeploy.firmware.memfit import Demand, check_fit, plan
+from mcudeploy.ml.tflm_host import run_tflm
 from tests.hyp import examples
 
 QEMU = "qemu-an547"
@@ -224,7 +224,7 @@ def test_bad_options(digits_int8, tmp_path: Path) -> None:
 
 
 def test_vela_model_gets_the_ethos_u_op_and_driver(digits_int8, tmp_path: Path) -> None:
-    from mcudeploy.vela import compile_for_npu
+    from mcudeploy.ml.vela import compile_for_npu
 
     board = get_board("corstone-300")
     npu_model = compile_for_npu(digits_int8, board=board, out_dir=tmp_path / "vela").model
@@ -301,7 +301,7 @@ def test_meta_header_says_where_the_arena_size_comes_from(digits_int8, tmp_path:
 def test_cli_runtime_choices_are_the_registry():
     """--runtime's choices are a literal (fast --help); they must name exactly the registry's runtimes."""
     from mcudeploy.cli.generate import _RUNTIMES
-    from mcudeploy.runtimes import RUNTIMES
+    from mcudeploy.firmware.runtimes import RUNTIMES
 
     assert sorted(_RUNTIMES) == sorted(RUNTIMES)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mcudeploy.datasets import describe_source, fit_shape, load_labelled, load_representative
 from mcudeploy.errors import DatasetError
+from mcudeploy.ml.datasets import describe_source, fit_shape, load_labelled, load_representative
 
 SHAPE = (8, 8, 1)
 
@@ -144,7 +144,7 @@ def test_a_non_numpy_file_is_named_not_unpickled(tmp_path):
 
 
 def test_nchw_samples_are_transposed_for_an_nhwc_input():
-    from mcudeploy.quantio import nchw_to_nhwc
+    from mcudeploy.ml.quantio import nchw_to_nhwc
 
     x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)  # N, C, H, W
     y = fit_shape(x, (4, 5, 3), "calib.npz")
@@ -158,8 +158,8 @@ def test_nchw_samples_are_transposed_for_an_nhwc_input():
 def test_one_shape_rule_for_every_loader(tmp_path: Path, x: np.ndarray, digits_int8) -> None:
     """Flattened (N, 64) samples are (N, 8, 8, 1) for calibration, test vectors and labelled data
     alike (issue 13: run/evaluate reshaped them while quantize/generate/optimize refused)."""
-    from mcudeploy.codegen import load_inputs
-    from mcudeploy.quantio import fit_samples
+    from mcudeploy.firmware.codegen import load_inputs
+    from mcudeploy.ml.quantio import fit_samples
 
     flat = x.reshape(len(x), -1)
     np.save(tmp_path / "flat.npy", flat)
@@ -172,7 +172,7 @@ def test_one_shape_rule_for_every_loader(tmp_path: Path, x: np.ndarray, digits_i
 
 
 def test_labels_must_name_a_class(tmp_path: Path, x: np.ndarray) -> None:
-    from mcudeploy.datasets import check_labels
+    from mcudeploy.ml.datasets import check_labels
 
     y = np.arange(len(x)) % 10
     for name, bad, needle in (

@@ -48,7 +48,7 @@ def _config(tmp: Path, keras: Path, train: Path, test: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory, digits_keras_path, digits_split, digits_test_npz) -> tuple[Path, DeployResult]:
-    from mcudeploy.digits import save_npz
+    from mcudeploy.ml.digits import save_npz
 
     tmp = tmp_path_factory.mktemp("deploy")
     train = save_npz(tmp / "train.npz", digits_split.x_train, digits_split.y_train)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mcudeploy.errors import DatasetError, GateError, UnsupportedError
-from mcudeploy.evaluate import (
+from mcudeploy.ml.evaluate import (
     check_gates,
     compare,
     enforce_gates,
@@ -16,13 +16,13 @@ from mcudeploy.evaluate import (
     evaluate_files,
     quantize_input,
 )
-from mcudeploy.model import QuantParams, Tensor
-from mcudeploy.tflm_host import HostTFLM
+from mcudeploy.ml.model import QuantParams, Tensor
+from mcudeploy.ml.tflm_host import HostTFLM
 
 
 @pytest.fixture(scope="module")
 def ladder(digits_int8, digits_keras, digits_split):
-    from mcudeploy.quantize import float_tflite
+    from mcudeploy.ml.quantize import float_tflite
 
     return evaluate(
         digits_int8,
@@ -137,7 +137,7 @@ def test_gates_fail_with_gate_error(ladder):
 @pytest.mark.slow
 def test_uint8_io_model_from_files(digits_keras, digits_split, digits_test_npz, tmp_path):
     """A uint8-I/O model: inputs are quantized with its own (uint8) scale and zero point."""
-    from mcudeploy.quantize import convert_int8
+    from mcudeploy.ml.quantize import convert_int8
 
     m = convert_int8(digits_keras, digits_split.x_train, samples=50, io_dtype="uint8", source="u8.tflite")
     assert m.inputs[0].dtype == "uint8"
@@ -158,6 +158,6 @@ def test_compare_float_outputs_counts_in_lsbs():
 
 
 def test_output_lsb(digits_int8):
-    from mcudeploy.evaluate import output_lsb
+    from mcudeploy.ml.evaluate import output_lsb
 
     assert output_lsb(digits_int8) == 1.0  # int8 output: differences are already in LSBs

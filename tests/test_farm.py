@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from mcudeploy import codegen
 from mcudeploy.boards import get_board
-from mcudeploy.model import read_tflite
-from mcudeploy.targets.simulator import free_port
+from mcudeploy.device.targets.simulator import free_port
+from mcudeploy.firmware import codegen
+from mcudeploy.ml.model import read_tflite
 
 ROOT = Path(__file__).resolve().parent.parent
 FARM_BIN = ROOT / ".venv-farm" / "bin"
@@ -102,7 +102,7 @@ def farm(digits_int8, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm
     root = tmp_path_factory.mktemp("farm")
     board = get_board(BOARD)
     proj = codegen.generate(digits_int8, board, root / "fw", runtime="c", mode="protocol", target="qemu")
-    from mcudeploy.build import build
+    from mcudeploy.firmware.build import build
 
     elf = build(proj.path).elf
     f = Farm(root, f"127.0.0.1:{free_port()}")
@@ -140,9 +140,9 @@ def farm(digits_int8, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm
 def test_run_through_a_real_labgrid_farm_is_byte_identical_and_locks_the_place(
     farm: Farm, digits_int8_path: Path, digits_test_npz: Path, tmp_path: Path
 ) -> None:
-    from mcudeploy.digits import load_digits_split
-    from mcudeploy.harness import quantize_inputs
-    from mcudeploy.tflm_host import run_tflm
+    from mcudeploy.device.harness import quantize_inputs
+    from mcudeploy.ml.digits import load_digits_split
+    from mcudeploy.ml.tflm_host import run_tflm
 
     run = ["run", "--board", BOARD, "--labgrid-place", PLACE, "--model", str(digits_int8_path)]
     run += ["--data", str(digits_test_npz), "--bench", "0"]

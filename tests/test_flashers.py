@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from mcudeploy.boards import get_board
-from mcudeploy.errors import BoardError, FlashError, ToolMissingError
-from mcudeploy.targets.flashers import (
+from mcudeploy.device.targets.flashers import (
     FLASHERS,
     CommandFlasher,
     CopyFlasher,
@@ -20,6 +19,7 @@ from mcudeploy.targets.flashers import (
     flash_firmware,
     get_flasher,
 )
+from mcudeploy.errors import BoardError, FlashError, ToolMissingError
 
 needs_arm = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc: run `make setup`"

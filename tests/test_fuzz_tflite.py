@@ -27,7 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcudeploy.errors import ModelFormatError
-from mcudeploy.model import Model, parse_tflite
+from mcudeploy.ml.model import Model, parse_tflite
 from tests.hyp import SCALE, examples
 
 SEED = 20261122
@@ -232,8 +232,8 @@ def _outcome(data: bytes) -> tuple[str, Model | str]:
 TFLM_WORKER = r"""
 import os, signal, sys
 import numpy as np
-from mcudeploy.model import parse_tflite
-from mcudeploy.tflm_host import HostTFLM
+from mcudeploy.ml.model import parse_tflite
+from mcudeploy.ml.tflm_host import HostTFLM
 seconds = int(sys.argv[1])
 for line in sys.stdin:
     path = line.rstrip("\n")
@@ -350,7 +350,7 @@ def test_random_splices_never_escape(digits_int8: Model, edits: list[tuple[int, 
 # -- what TFLM's own reader cannot unpack ---------------------------------------------------
 def _small_fc_model() -> bytes:
     """A 700-byte FULLY_CONNECTED model: small enough to overwrite every byte of it."""
-    from mcudeploy.tflite_builder import GraphBuilder
+    from mcudeploy.ml.tflite_builder import GraphBuilder
 
     g = GraphBuilder()
     x = g.tensor((1, 4), "int8", 0.1, 0)

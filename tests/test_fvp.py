@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from mcudeploy.boards import get_board
+from mcudeploy.device.targets import SIMULATORS, simulator_for
+from mcudeploy.device.targets.fvp import FvpSimulator
 from mcudeploy.errors import BoardError, ConfigError
-from mcudeploy.targets import SIMULATORS, simulator_for
-from mcudeploy.targets.fvp import FvpSimulator
 
 # The command line TFLM's CI runs the Corstone-300 FVP with (shared FACTS, "FVP names").
 TFLM_CI = (
@@ -84,9 +84,9 @@ def test_fvp_runs_the_digits_model_through_the_protocol(
     import json
 
     from mcudeploy.boards import get_board as gb
-    from mcudeploy.build import build
     from mcudeploy.cli import run as cli_run
-    from mcudeploy.codegen import generate
+    from mcudeploy.firmware.build import build
+    from mcudeploy.firmware.codegen import generate
 
     assert os.environ.get("MCUDEPLOY_FVP")
     proj = tmp_path / "proj"

@@ -13,11 +13,18 @@ import numpy as np
 import pytest
 
 from mcudeploy import protocol as P
-from mcudeploy import results as R
+from mcudeploy.device import results as R
+from mcudeploy.device.harness import (
+    DeviceLink,
+    Expectation,
+    ResultsLog,
+    check_hello,
+    quantize_inputs,
+    run_samples,
+)
+from mcudeploy.device.protocol_host import HostDevice, build_host_device, toy_layer, toy_meta
+from mcudeploy.device.targets.transport import Transport
 from mcudeploy.errors import DeviceMismatchError, InputError
-from mcudeploy.harness import DeviceLink, Expectation, ResultsLog, check_hello, quantize_inputs, run_samples
-from mcudeploy.protocol_host import HostDevice, build_host_device, toy_layer, toy_meta
-from mcudeploy.targets.transport import Transport
 
 IN, OUT = 16, 10
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a host gcc: apt-get install gcc")
@@ -167,8 +174,8 @@ def test_device_with_another_model_is_refused(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def qemu_project(digits_int8_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mcudeploy.boards import get_board
-    from mcudeploy.codegen import generate
-    from mcudeploy.model import read_tflite
+    from mcudeploy.firmware.codegen import generate
+    from mcudeploy.ml.model import read_tflite
 
     out = tmp_path_factory.mktemp("qemu") / "proj"
     generate(
@@ -192,7 +199,7 @@ def test_run_cli_digits_on_qemu_whole_test_split(
     tmp_path: Path,
 ) -> None:
     from mcudeploy.cli import run as cli_run
-    from mcudeploy.tflm_host import run_tflm
+    from mcudeploy.ml.tflm_host import run_tflm
 
     out = tmp_path / "results"
     rc = cli_run(
@@ -259,10 +266,10 @@ def test_qemu_firmware_resyncs_through_a_noisy_proxy(
 ) -> None:
     """The real firmware's C protocol under ~0.6 % byte noise: every result measured and correct."""
     from mcudeploy.boards import get_board
-    from mcudeploy.build import build
-    from mcudeploy.proxy import FaultProxy, Faults
-    from mcudeploy.targets.qemu import QemuSimulator
-    from mcudeploy.tflm_host import run_tflm
+    from mcudeploy.device.proxy import FaultProxy, Faults
+    from mcudeploy.device.targets.qemu import QemuSimulator
+    from mcudeploy.firmware.build import build
+    from mcudeploy.ml.tflm_host import run_tflm
 
     n = 15
     xq = quantize_inputs(digits_int8, digits_split.x_test[:n])
@@ -291,7 +298,7 @@ def test_run_profile_on_qemu_times_every_layer(
     the model's op, the layers add up to the whole invoke within 1 %, and the stack high-water mark is
     inside the stack the linker reserved."""
     from mcudeploy.cli import run as cli_run
-    from mcudeploy.runtime_c import lower
+    from mcudeploy.firmware.runtime_c import lower
 
     out = tmp_path / "prof"
     args = ["run", "--board", "qemu-an547", "--project", qemu_project, "--model", digits_int8_path]
@@ -322,9 +329,9 @@ def test_run_profile_of_the_tflm_runtime_through_its_micro_profiler(
     import os
 
     from mcudeploy.boards import get_board
-    from mcudeploy.build import build
     from mcudeploy.cli import run as cli_run
-    from mcudeploy.codegen import generate
+    from mcudeploy.firmware.build import build
+    from mcudeploy.firmware.codegen import generate
 
     proj = generate(digits_int8, get_board("qemu-an547"), tmp_path / "tflm", runtime="tflm", mode="protocol")
     build(proj.path, tflm_root=Path(os.environ["MCUDEPLOY_TFLM_ROOT"]), jobs=os.cpu_count())

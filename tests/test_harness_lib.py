@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from mcudeploy import codegen
 from mcudeploy.boards import get_board
 from mcudeploy.cli import main
-from mcudeploy.harness_lib import LIBRARY_FILES, MODEL_HEADER
-from mcudeploy.model import read_tflite
+from mcudeploy.device.targets.qemu import QemuSimulator
+from mcudeploy.firmware import codegen
+from mcudeploy.firmware.harness_lib import LIBRARY_FILES, MODEL_HEADER
+from mcudeploy.ml.model import read_tflite
 from mcudeploy.protocol import io_info
-from mcudeploy.targets.qemu import QemuSimulator
 
 APP = Path(__file__).resolve().parent.parent / "examples" / "harness_app"
 

@@ -19,17 +19,17 @@ from hypothesis import strategies as st
 
 from mcudeploy.boards import Board, list_boards
 from mcudeploy.cli import run
-from mcudeploy.cnames import C_KEYWORDS, c_comment_text, c_identifier, c_macro_name, c_string_literal
 from mcudeploy.errors import InputError, UnsupportedError
-from mcudeploy.header import (
+from mcudeploy.firmware.cnames import C_KEYWORDS, c_comment_text, c_identifier, c_macro_name, c_string_literal
+from mcudeploy.firmware.header import (
     META_HEADER,
     check_options,
     render_array_body,
     render_meta_header,
     write_model_sources,
 )
-from mcudeploy.model import Model, parse_tflite, read_tflite
-from mcudeploy.tflm_host import measure_arena
+from mcudeploy.ml.model import Model, parse_tflite, read_tflite
+from mcudeploy.ml.tflm_host import measure_arena
 from tests.hyp import examples
 
 needs_host_cc = pytest.mark.skipif(
@@ -340,7 +340,7 @@ def test_failed_generation_leaves_the_folder_untouched(digits_int8: Model, tmp_p
 
 def test_failed_write_midway_removes_temp_files(digits_int8: Model, tmp_path: Path) -> None:
     """A real mid-commit failure: a file name the filesystem refuses (too long) comes last in the batch."""
-    from mcudeploy.header import commit_files
+    from mcudeploy.firmware.header import commit_files
 
     out = tmp_path / "out"
     out.mkdir()

@@ -8,7 +8,7 @@ import math
 from rich.console import Console
 
 from mcudeploy.cli import run
-from mcudeploy.inspection import inspection_dict, print_inspection
+from mcudeploy.ml.inspection import inspection_dict, print_inspection
 
 
 def _render(model) -> str:

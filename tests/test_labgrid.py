@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from mcudeploy import cli
+from mcudeploy.device.targets import labgrid as lgmod
 from mcudeploy.errors import ConfigError, ExitCode, LinkError, ToolMissingError
-from mcudeploy.targets import labgrid as lgmod
 
 
 def test_without_labgrid_every_entry_point_says_how_to_install(monkeypatch) -> None:

@@ -14,11 +14,11 @@ import pytest
 
 from mcudeploy.cli import run
 from mcudeploy.errors import ExitCode
-from mcudeploy.layer_error import ROUNDING_RMSE_LSB, layers_of, per_layer_error
+from mcudeploy.ml.layer_error import ROUNDING_RMSE_LSB, layers_of, per_layer_error
 
 
 def _planted(outlier: float):
-    from mcudeploy._tf import tensorflow
+    from mcudeploy.ml._tf import tensorflow
 
     tf = tensorflow()
     layers = tf.keras.layers
@@ -47,7 +47,7 @@ def _planted(outlier: float):
 
 @pytest.fixture(scope="module")
 def planted():
-    from mcudeploy.quantize import convert_int8, float_tflite
+    from mcudeploy.ml.quantize import convert_int8, float_tflite
 
     x = np.random.default_rng(1).normal(size=(96, 8, 8, 1)).astype(np.float32)
     out = {}
@@ -87,7 +87,7 @@ def test_planted_outlier_layer_ranks_first(planted):
 
 
 def test_cli_per_layer(planted, tmp_path, capsys, monkeypatch):
-    from mcudeploy.digits import save_npz
+    from mcudeploy.ml.digits import save_npz
 
     monkeypatch.delenv("COLUMNS", raising=False)
     x, models = planted

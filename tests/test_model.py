@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from mcudeploy.errors import ModelFormatError
-from mcudeploy.model import parse_tflite, read_tflite
+from mcudeploy.ml.model import parse_tflite, read_tflite
 
 
 def test_digits_view(digits_int8):

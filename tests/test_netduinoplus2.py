@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import tomllib
 
-from mcudeploy import build as build_mod
-from mcudeploy import codegen
 from mcudeploy.boards import get_board, parse_board
 from mcudeploy.errors import BoardError, MemoryFitError
-from mcudeploy.tflite_builder import GraphBuilder
+from mcudeploy.firmware import build as build_mod
+from mcudeploy.firmware import codegen
+from mcudeploy.ml.tflite_builder import GraphBuilder
 from tests.graphs import conv
 
 BOARD = "netduinoplus2"
@@ -152,8 +152,8 @@ def _run(model_path: Path, data: Path, project: Path, out: Path, limit: int) -> 
 def test_digits_and_kws_run_on_netduinoplus2_byte_identical(
     digits_int8_path: Path, digits_test_npz: Path, tmp_path: Path
 ) -> None:
-    from mcudeploy.model import read_tflite
-    from mcudeploy.zoo import build_int8
+    from mcudeploy.ml.model import read_tflite
+    from mcudeploy.ml.zoo import build_int8
 
     board = get_board(BOARD)
     kws = build_int8("ds_cnn")  # DS-CNN keyword spotting, 49x10 MFCC input

@@ -32,8 +32,8 @@ def cnn(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray]:
 @pytest.mark.slow
 @pytest.mark.parametrize("flatten_map", [False, True], ids=["gap", "flatten-map"])
 def test_rebuild_computes_what_onnxruntime_computes(tmp_path, flatten_map):
-    from mcudeploy.model import load_keras
-    from mcudeploy.onnx_import import run_onnx
+    from mcudeploy.ml.model import load_keras
+    from mcudeploy.ml.onnx_import import run_onnx
 
     path = small_cnn(tmp_path / "m.onnx", flatten_map=flatten_map)
     keras = load_keras(path)
@@ -48,7 +48,7 @@ def test_rebuild_computes_what_onnxruntime_computes(tmp_path, flatten_map):
 def test_bad_onnx_models_are_named_errors(tmp_path, capsys):
     from onnx import TensorProto, helper
 
-    from mcudeploy.digits import save_npz
+    from mcudeploy.ml.digits import save_npz
 
     data = save_npz(tmp_path / "d.npz", np.zeros((4, 1, 8, 8), np.float32), np.zeros(4, np.int64))
 
@@ -79,9 +79,9 @@ def test_bad_onnx_models_are_named_errors(tmp_path, capsys):
 @pytest.mark.qemu
 @pytest.mark.slow
 def test_onnx_cnn_quantize_evaluate_generate_run_on_qemu(cnn, tmp_path, capsys):
-    from mcudeploy.digits import save_npz
-    from mcudeploy.model import read_tflite
-    from mcudeploy.tflm_host import run_tflm
+    from mcudeploy.ml.digits import save_npz
+    from mcudeploy.ml.model import read_tflite
+    from mcudeploy.ml.tflm_host import run_tflm
 
     path, x, y = cnn
     # NCHW data, as a PyTorch pipeline has it: taken as is and transposed for the NHWC model.

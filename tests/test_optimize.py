@@ -1,4 +1,4 @@
-"""mcudeploy.optimize: recipes, and the structure each tfmot chain leaves in the int8 .tflite.
+"""mcudeploy.ml.optimize: recipes, and the structure each tfmot chain leaves in the int8 .tflite.
 
 The chain tests go through the CLI (``mcudeploy optimize ... --tflite``) and then re-derive the
 structure from the written int8 .tflite bytes with plain numpy, independent of the module's own
@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from mcudeploy.cli import run
 from mcudeploy.errors import ConfigError, DatasetError, ExitCode
-from mcudeploy.gates import fully_int8_violations
-from mcudeploy.model import Model, load_keras, read_tflite
-from mcudeploy.optimize import RECIPES, FineTune, WeightStats, _stats, optimize, parse_recipe, to_int8
+from mcudeploy.ml.gates import fully_int8_violations
+from mcudeploy.ml.model import Model, load_keras, read_tflite
+from mcudeploy.ml.optimize import RECIPES, FineTune, WeightStats, _stats, optimize, parse_recipe, to_int8
 from tests.hyp import examples
 
 EPS = 0.02  # sparsity slack: int8 rounding can only add zeros, tfmot rounds the count per tensor
@@ -41,10 +41,10 @@ def test_recipe_names_and_chains():
 
 def test_cli_mirrors_match_the_module():
     """The CLI lists recipe names literally (fast --help); they must stay the module's."""
-    from mcudeploy import advise
     from mcudeploy.cli import advise as cli_advise
     from mcudeploy.cli import optimize as cli_optimize
-    from mcudeploy.optimize import CENTROID_INITS
+    from mcudeploy.ml import advise
+    from mcudeploy.ml.optimize import CENTROID_INITS
 
     assert tuple(RECIPES) == cli_optimize._RECIPES and cli_optimize._INITS == CENTROID_INITS
     assert ",".join(advise.DEFAULT_RECIPES) == cli_advise._DEFAULT_RECIPES
@@ -120,7 +120,7 @@ def test_optimize_is_deterministic_leaves_input_alone_and_checks_data(digits_ker
 # -- chains through the CLI ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def train_npz(digits_split, tmp_path_factory) -> Path:
-    from mcudeploy.digits import save_npz
+    from mcudeploy.ml.digits import save_npz
 
     d = tmp_path_factory.mktemp("optimize")
     return save_npz(d / "train.npz", digits_split.x_train[:N_TRAIN], digits_split.y_train[:N_TRAIN])
@@ -128,7 +128,7 @@ def train_npz(digits_split, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def val_npz(digits_split, tmp_path_factory) -> Path:
-    from mcudeploy.digits import save_npz
+    from mcudeploy.ml.digits import save_npz
 
     d = tmp_path_factory.mktemp("optimize_val")
     return save_npz(d / "val.npz", digits_split.x_test[:N_VAL], digits_split.y_test[:N_VAL])
@@ -229,7 +229,7 @@ def test_cli_bad_input(train_npz, digits_keras_path, tmp_path):
 
 # -- fine-tuning that keeps accuracy --------------------------------------------------------
 def test_hold_out_is_seeded_disjoint_and_not_the_tail():
-    from mcudeploy.optimize import _split
+    from mcudeploy.ml.optimize import _split
 
     x, y = np.arange(100, dtype=np.float32)[:, None], np.repeat(np.arange(10), 10)  # sorted by class
     xt, _, (xv, yv) = _split(x, y, FineTune(seed=3))
@@ -242,7 +242,7 @@ def test_hold_out_is_seeded_disjoint_and_not_the_tail():
 
 
 def test_stage_rates_and_drop_advice():
-    from mcudeploy.optimize import STAGE_LEARNING_RATES, drop_advice
+    from mcudeploy.ml.optimize import STAGE_LEARNING_RATES, drop_advice
 
     ft = FineTune()
     assert ft.learning_rate is None and all(ft.rate(s) <= 1e-4 for s in STAGE_LEARNING_RATES)

@@ -1,4 +1,4 @@
-"""Per-layer profile documents (mcudeploy.profile) from a PROFILE reply, without a device."""
+"""Per-layer profile documents (mcudeploy.device.profile) from a PROFILE reply, without a device."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from mcudeploy import protocol as P
-from mcudeploy.profile import build_profile, write_profile
+from mcudeploy.device.profile import build_profile, write_profile
 from tests.test_protocol_host import _small_c_model
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from mcudeploy import protocol as P
+from mcudeploy.device.harness import DeviceLink, DeviceReset, LinkPolicy
+from mcudeploy.device.protocol_host import HostDevice, build_host_device, toy_layer, toy_meta
+from mcudeploy.device.targets.transport import Transport
 from mcudeploy.errors import SimulatorError
-from mcudeploy.harness import DeviceLink, DeviceReset, LinkPolicy
-from mcudeploy.protocol_host import HostDevice, build_host_device, toy_layer, toy_meta
-from mcudeploy.targets.transport import Transport
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a host gcc: apt-get install gcc")
 
@@ -129,7 +129,7 @@ def test_a_device_that_never_announces_its_port_fails_by_the_deadline(tmp_path: 
 
 def _small_c_model():
     """CONV_2D -> RESHAPE (an alias: no layer) -> FULLY_CONNECTED -> SOFTMAX, all int8."""
-    from mcudeploy.tflite_builder import GraphBuilder
+    from mcudeploy.ml.tflite_builder import GraphBuilder
     from tests.graphs import conv, int8_weights
 
     rng = np.random.default_rng(5)
@@ -153,7 +153,7 @@ def test_profile_times_every_layer_of_the_c_runtime(tmp_path: Path) -> None:
     """PROFILE over the real protocol with the generated C runtime: one record per kernel step, named
     by the model's operator index (the RESHAPE alias is no layer), inner times within the whole, and the
     profiled invoke leaves plain INFER untouched."""
-    from mcudeploy.runtime_c.codegen import kernel_sources, render_c_runtime
+    from mcudeploy.firmware.runtime_c.codegen import kernel_sources, render_c_runtime
 
     model = _small_c_model()
     src = tmp_path / "rt"

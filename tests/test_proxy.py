@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mcudeploy.device.harness import DeviceLink, Expectation, LinkPolicy, ResultsLog, run_samples
+from mcudeploy.device.protocol_host import HostDevice, build_host_device, toy_layer, toy_meta
+from mcudeploy.device.proxy import FaultProxy, Faults
+from mcudeploy.device.targets.transport import Transport
 from mcudeploy.errors import ConfigError
-from mcudeploy.harness import DeviceLink, Expectation, LinkPolicy, ResultsLog, run_samples
-from mcudeploy.protocol_host import HostDevice, build_host_device, toy_layer, toy_meta
-from mcudeploy.proxy import FaultProxy, Faults
-from mcudeploy.targets.transport import Transport
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a host gcc: apt-get install gcc")
 

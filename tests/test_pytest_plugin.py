@@ -14,7 +14,7 @@ pytest_plugins = ("pytester",)
 QEMU = "qemu-an547"
 USER_TESTS = """
 import numpy as np
-from mcudeploy.tflm_host import run_tflm
+from mcudeploy.ml.tflm_host import run_tflm
 
 def test_hello_names_the_runtime_and_board(mcu_hello):
     assert mcu_hello.runtime == "c" and mcu_hello.board == "qemu-an547"
@@ -34,7 +34,7 @@ def _native_modules_loaded_outside() -> None:
     """Import host TFLM in this process before any in-process inner session does: pytester restores
     sys.modules after each inner run, and a pybind11 module dropped that way cannot be imported again
     ("type already registered"), which broke every later host-TFLM test of the outer session."""
-    from mcudeploy.tflm_host import _runtime
+    from mcudeploy.ml.tflm_host import _runtime
 
     _runtime()
 
@@ -49,8 +49,8 @@ def _plugin_args() -> list[str]:
 
 @pytest.fixture(scope="module")
 def protocol_project(digits_int8, tmp_path_factory) -> Path:
-    from mcudeploy import codegen
     from mcudeploy.boards import get_board
+    from mcudeploy.firmware import codegen
 
     tmp = tmp_path_factory.mktemp("plugin")
     return codegen.generate(digits_int8, get_board(QEMU), tmp / "proj", runtime="c", mode="protocol").path
@@ -58,7 +58,7 @@ def protocol_project(digits_int8, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def protocol_elf(protocol_project: Path) -> Path:
-    from mcudeploy import build
+    from mcudeploy.firmware import build
 
     return build.build(protocol_project, build_dir=protocol_project.parent / "build").elf
 
@@ -81,7 +81,7 @@ def test_user_hil_tests_pass_on_qemu(pytester: pytest.Pytester, protocol_elf: Pa
 def test_a_device_running_another_model_is_refused(
     pytester: pytest.Pytester, protocol_elf: Path, digits_int8, digits_keras, tmp_path: Path
 ) -> None:
-    from mcudeploy.quantize import float_tflite
+    from mcudeploy.ml.quantize import float_tflite
 
     other = tmp_path / "float.tflite"
     other_model = float_tflite(digits_keras)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mcudeploy import gates
 from mcudeploy.cli import run
 from mcudeploy.errors import InputError, NotFullyInt8Error, UnsupportedError
-from mcudeploy.model import Model, read_tflite
-from mcudeploy.quantize import convert_int8, quantize
+from mcudeploy.ml import gates
+from mcudeploy.ml.model import Model, read_tflite
+from mcudeploy.ml.quantize import convert_int8, quantize
 
 N = 64  # calibration samples: enough for a sane model, small enough to keep the tests fast
 
@@ -30,7 +30,7 @@ def _quantize_input(model: Model, x: np.ndarray) -> np.ndarray:
 
 
 def _accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> float:
-    from mcudeploy.tflm_host import run_tflm
+    from mcudeploy.ml.tflm_host import run_tflm
 
     out = run_tflm(model, _quantize_input(model, x))
     return float((out.reshape(len(x), -1).argmax(axis=1) == y).mean())
@@ -132,7 +132,7 @@ def test_per_channel_and_per_tensor(digits_keras, digits_split) -> None:
 
 
 def test_size_ratio_for_a_model_over_1mb(tmp_path: Path) -> None:
-    from mcudeploy._tf import tensorflow
+    from mcudeploy.ml._tf import tensorflow
 
     tf = tensorflow()
     tf.keras.utils.set_random_seed(1)
@@ -153,7 +153,7 @@ def test_size_ratio_for_a_model_over_1mb(tmp_path: Path) -> None:
 
 # -- refusals -----------------------------------------------------------------------------
 def _with_lambda(fn, name: str):
-    from mcudeploy._tf import tensorflow
+    from mcudeploy.ml._tf import tensorflow
 
     tf = tensorflow()
     inp = tf.keras.Input((8,), name="x")
@@ -165,7 +165,7 @@ def _with_lambda(fn, name: str):
 
 def test_op_without_int8_kernel_is_refused_naming_op_and_layer() -> None:
     """tf.math.sin: the int8 converter leaves SIN in float between DEQUANTIZE and QUANTIZE."""
-    from mcudeploy._tf import tensorflow
+    from mcudeploy.ml._tf import tensorflow
 
     tf = tensorflow()
     rep = np.random.default_rng(0).random((16, 8), dtype=np.float32)
@@ -178,7 +178,7 @@ def test_op_without_int8_kernel_is_refused_naming_op_and_layer() -> None:
 
 def test_tf_only_op_is_refused_naming_op_and_layer() -> None:
     """tf.math.erf has no TFLite builtin at all: the converter error becomes a gate failure."""
-    from mcudeploy._tf import tensorflow
+    from mcudeploy.ml._tf import tensorflow
 
     tf = tensorflow()
     rep = np.random.default_rng(0).random((16, 8), dtype=np.float32)
@@ -190,7 +190,7 @@ def test_tf_only_op_is_refused_naming_op_and_layer() -> None:
 
 def test_op_without_16x8_kernel_is_refused_naming_op_and_layer() -> None:
     """In 16x8 mode the converter itself refuses SIN; the layer is found from the float graph."""
-    from mcudeploy._tf import tensorflow
+    from mcudeploy.ml._tf import tensorflow
 
     tf = tensorflow()
     rep = np.random.default_rng(0).random((16, 8), dtype=np.float32)
@@ -201,7 +201,7 @@ def test_op_without_16x8_kernel_is_refused_naming_op_and_layer() -> None:
 
 
 def test_unrecognised_converter_failure_is_reported_plainly() -> None:
-    from mcudeploy.quantize import converter_error
+    from mcudeploy.ml.quantize import converter_error
 
     e = converter_error("m.tflite", "Traceback...\nerror: something unexpected happened\nmore")
     assert isinstance(e, UnsupportedError)
@@ -209,7 +209,7 @@ def test_unrecognised_converter_failure_is_reported_plainly() -> None:
 
 
 def test_dynamic_and_bad_inputs(digits_split, digits_int8_path: Path) -> None:
-    from mcudeploy._tf import tensorflow
+    from mcudeploy.ml._tf import tensorflow
 
     tf = tensorflow()
     inp = tf.keras.Input((None, 4), name="seq")
@@ -237,7 +237,7 @@ def test_h5_and_savedmodel_inputs(digits_keras, digits_int8: Model, calib, tmp_p
 
 def test_plain_savedmodel_with_dynamic_batch(tmp_path: Path) -> None:
     """A non-Keras SavedModel (tf.Module) whose signature has batch None comes out with batch 1."""
-    from mcudeploy._tf import tensorflow
+    from mcudeploy.ml._tf import tensorflow
 
     tf = tensorflow()
 
@@ -289,7 +289,7 @@ def test_cli_writes_model_and_json(digits_keras_path: Path, calib, tmp_path: Pat
 
 
 def test_cli_refuses_and_writes_nothing(tmp_path: Path, capsys) -> None:
-    from mcudeploy._tf import tensorflow
+    from mcudeploy.ml._tf import tensorflow
 
     tf = tensorflow()
     inp = tf.keras.Input((8,), name="x")

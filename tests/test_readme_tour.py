@@ -50,8 +50,8 @@ def test_the_tour_is_read_from_the_readme() -> None:
 @pytest.fixture()
 def tour_dir(tmp_path: Path, digits_split) -> Path:
     """The user's files the tour names, made small: a 4-filter digits CNN trained one epoch."""
-    from mcudeploy._tf import tensorflow
-    from mcudeploy.digits import build_cnn, save_npz
+    from mcudeploy.ml._tf import tensorflow
+    from mcudeploy.ml.digits import build_cnn, save_npz
 
     tf = tensorflow()
     s = digits_split

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mcudeploy import build as build_mod
-from mcudeploy import codegen
 from mcudeploy.boards import get_board
+from mcudeploy.firmware import build as build_mod
+from mcudeploy.firmware import codegen
 
 # board -> (UART kind, UART base, UART clock, {region: (origin, length)}), from the documents in `docs`
 VENDOR = {

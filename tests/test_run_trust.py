@@ -13,7 +13,7 @@ from mcudeploy.cli import run as cli_run
 @pytest.fixture()
 def c_protocol_project(digits_int8, tmp_path: Path) -> Path:
     from mcudeploy.boards import get_board
-    from mcudeploy.codegen import generate
+    from mcudeploy.firmware.codegen import generate
 
     return generate(digits_int8, get_board("qemu-an547"), tmp_path / "fw", runtime="c", mode="protocol").path
 
@@ -21,7 +21,7 @@ def c_protocol_project(digits_int8, tmp_path: Path) -> Path:
 def test_a_c_project_names_its_model_and_run_checks_it(
     c_protocol_project: Path, digits_int8, digits_test_npz: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from mcudeploy.codegen import project_model
+    from mcudeploy.firmware.codegen import project_model
 
     found = project_model(c_protocol_project)
     assert found is not None and found.read_bytes() == digits_int8.data
@@ -51,7 +51,7 @@ def test_resume_reuses_only_results_of_the_same_run(
 ) -> None:
     import json
 
-    from mcudeploy.digits import save_npz
+    from mcudeploy.ml.digits import save_npz
 
     a = save_npz(tmp_path / "a.npz", digits_split.x_test[:40], digits_split.y_test[:40])
     b = save_npz(tmp_path / "b.npz", digits_split.x_test[40:80], digits_split.y_test[40:80])
@@ -168,7 +168,7 @@ def test_a_busy_output_folder_is_refused_naming_its_holder(
 def test_two_deploys_into_one_folder_do_not_mix(digits_int8_path: Path, digits_split, tmp_path: Path) -> None:
     import json
 
-    from mcudeploy.digits import save_npz
+    from mcudeploy.ml.digits import save_npz
 
     data = save_npz(tmp_path / "d.npz", digits_split.x_test[:24], digits_split.y_test[:24])
     cfg = tmp_path / "c.toml"
@@ -193,7 +193,7 @@ def test_two_deploys_into_one_folder_do_not_mix(digits_int8_path: Path, digits_s
 SIM_HOLDER = """
 import sys, time
 from mcudeploy.boards import get_board
-from mcudeploy.targets import simulator_for
+from mcudeploy.device.targets import simulator_for
 with simulator_for(get_board("qemu-an547")).start(sys.argv[1], timeout=600) as running:
     print(running.proc.pid, flush=True)
     time.sleep(600)
@@ -217,7 +217,7 @@ def test_a_killed_mcudeploy_takes_its_simulator_with_it(c_protocol_project: Path
     import sys
     import time
 
-    from mcudeploy.build import build
+    from mcudeploy.firmware.build import build
 
     elf = build(c_protocol_project).elf
     qemu = 0
@@ -243,7 +243,7 @@ def test_the_kernel_library_leaves_nothing_in_the_temp_dir(tmp_path: Path, monke
     import shutil
     import tempfile
 
-    from mcudeploy.runtime_c.host import host_cc, kernel_library
+    from mcudeploy.firmware.runtime_c.host import host_cc, kernel_library
 
     if shutil.which(host_cc()) is None:
         pytest.skip(f"needs a host C compiler ({host_cc()}): run `make setup`")

@@ -1,6 +1,6 @@
 """Per-kernel bit-exactness of the C runtime against host TFLM.
 
-Each hypothesis example builds a single-op int8 model (mcudeploy.tflite_builder) with random shapes,
+Each hypothesis example builds a single-op int8 model (mcudeploy.ml.tflite_builder) with random shapes,
 options and quantization parameters, runs it through the host TFLM interpreter and through our
 lowering + kernels (compiled once per session into a shared library), and compares bytes.
 """
@@ -15,12 +15,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcudeploy.errors import UnsupportedError
-from mcudeploy.runtime_c import quant
-from mcudeploy.runtime_c.host import run_program
-from mcudeploy.runtime_c.lower import lower
-from mcudeploy.runtime_c.planner import plan_memory
-from mcudeploy.tflite_builder import GraphBuilder
-from mcudeploy.tflm_host import HostTFLM
+from mcudeploy.firmware.runtime_c import quant
+from mcudeploy.firmware.runtime_c.host import run_program
+from mcudeploy.firmware.runtime_c.lower import lower
+from mcudeploy.firmware.runtime_c.planner import plan_memory
+from mcudeploy.ml.tflite_builder import GraphBuilder
+from mcudeploy.ml.tflm_host import HostTFLM
 from tests.exact_elementwise import OPS, Case, draw, mismatch
 from tests.graphs import bias_scales, conv, int8_weights, pool
 from tests.hyp import examples

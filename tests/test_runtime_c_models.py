@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from mcudeploy.errors import UnsupportedError
-from mcudeploy.runtime_c.codegen import build_c_runtime, render_c_runtime
-from mcudeploy.runtime_c.host import build_host_executable, run_host_executable
-from mcudeploy.tflite_builder import GraphBuilder
-from mcudeploy.tflm_host import HostTFLM, measure_arena
+from mcudeploy.firmware.runtime_c.codegen import build_c_runtime, render_c_runtime
+from mcudeploy.firmware.runtime_c.host import build_host_executable, run_host_executable
+from mcudeploy.ml.tflite_builder import GraphBuilder
+from mcudeploy.ml.tflm_host import HostTFLM, measure_arena
 from tests.graphs import conv
 
 SAMPLES = 100
@@ -36,7 +36,7 @@ def _compare(model, tmp: Path, seed: int) -> None:
 
 @pytest.fixture(scope="session")
 def zoo_models() -> dict:
-    from mcudeploy.zoo import build_int8
+    from mcudeploy.ml.zoo import build_int8
 
     return {name: build_int8(name, seed=i) for i, name in enumerate(ZOO_MODELS)}
 

@@ -1,5 +1,5 @@
 """Bit-exactness of the C runtime's data-movement, resize, SUB and TRANSPOSE_CONV kernels
-(mcudeploy/runtime_c/lower_ops.py, mcd_kernels_ops.c) against host TFLM, one single-op model per
+(mcudeploy/firmware/runtime_c/lower_ops.py, mcd_kernels_ops.c) against host TFLM, one single-op model per
 hypothesis example (derandomized in make test), plus unrolled int8 LSTM/GRU models end to end.
 """
 
@@ -11,8 +11,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from mcudeploy.errors import UnsupportedError
-from mcudeploy.runtime_c.lower import lower
-from mcudeploy.tflite_builder import GraphBuilder
+from mcudeploy.firmware.runtime_c.lower import lower
+from mcudeploy.ml.tflite_builder import GraphBuilder
 from tests.graphs import bias_scales, int8_weights
 from tests.hyp import examples
 from tests.test_runtime_c_kernels import acts, assert_bit_exact, check_binary_op, scales, zps
@@ -195,7 +195,7 @@ def test_transpose_conv_bit_exact(h, w, c, oc, kh, kw, sh, sw, pad, act, s_in, s
 
 
 def test_relu_n1_to_1_stays_refused_because_tflm_lacks_it() -> None:
-    from mcudeploy.tflm_host import HostTFLM
+    from mcudeploy.ml.tflm_host import HostTFLM
 
     g = GraphBuilder()
     x = g.tensor((1, 8), "int8", 0.02, 0)
@@ -224,10 +224,10 @@ def test_unrolled_int8_rnn_runs_bit_exact(kind: str, tmp_path) -> None:
     TANH, MUL, ADD: the whole model through the generated C (host build) matches host TFLM. (The
     converter is not deterministic here: about every other GRU conversion leaves one SPLIT in float32
     between a DEQUANTIZE and QUANTIZEs; the C runtime runs both forms.)"""
-    from mcudeploy._tf import tensorflow
-    from mcudeploy.quantize import convert_int8
-    from mcudeploy.runtime_c.host import build_host_executable, run_host_executable
-    from mcudeploy.tflm_host import HostTFLM
+    from mcudeploy.firmware.runtime_c.host import build_host_executable, run_host_executable
+    from mcudeploy.ml._tf import tensorflow
+    from mcudeploy.ml.quantize import convert_int8
+    from mcudeploy.ml.tflm_host import HostTFLM
 
     keras = tensorflow().keras
     keras.utils.set_random_seed(1)
@@ -253,8 +253,8 @@ def test_sub_multipliers_in_double_over_every_input_pair() -> None:
     y = g.tensor((a.size,), "int8", 1 / 3, 0)
     g.op("SUB", [x1, x2], [y])
     m = g.build([x1, x2], [y])
-    from mcudeploy.runtime_c.host import run_program
-    from mcudeploy.tflm_host import HostTFLM
+    from mcudeploy.firmware.runtime_c.host import run_program
+    from mcudeploy.ml.tflm_host import HostTFLM
 
     assert run_program(lower(m), a, b)[0].tobytes() == HostTFLM(m).run(a, b)[0].tobytes()
 
@@ -311,10 +311,10 @@ def _op_mix_model():
 @pytest.mark.qemu
 def test_op_mix_firmware_on_qemu_matches_host_tflm(tmp_path) -> None:
     """The new kernels compiled for the M55 (arm-none-eabi-gcc, MVE build) and run on QEMU."""
-    from mcudeploy import build as build_mod
-    from mcudeploy import codegen
     from mcudeploy.boards import get_board
-    from mcudeploy.tflm_host import run_tflm
+    from mcudeploy.firmware import build as build_mod
+    from mcudeploy.firmware import codegen
+    from mcudeploy.ml.tflm_host import run_tflm
     from tests.qemu_tv import TV_LINE, run_elf, tv_outputs
 
     model = _op_mix_model()

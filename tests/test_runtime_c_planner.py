@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcudeploy.runtime_c.codegen import kernel_files, render_c_runtime
-from mcudeploy.runtime_c.host import host_cc
-from mcudeploy.runtime_c.lower import ARCHS, lower, step_scratch
-from mcudeploy.runtime_c.planner import ALIGN, MemoryPlan, overlap_delta, plan_memory, scratch_key
-from mcudeploy.tflite_builder import GraphBuilder
+from mcudeploy.firmware.runtime_c.codegen import kernel_files, render_c_runtime
+from mcudeploy.firmware.runtime_c.host import host_cc
+from mcudeploy.firmware.runtime_c.lower import ARCHS, lower, step_scratch
+from mcudeploy.firmware.runtime_c.planner import ALIGN, MemoryPlan, overlap_delta, plan_memory, scratch_key
+from mcudeploy.ml.tflite_builder import GraphBuilder
 from tests.hyp import examples
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcudeploy import build as build_mod
-from mcudeploy import codegen
 from mcudeploy.boards import get_board
-from mcudeploy.tflite_builder import GraphBuilder
-from mcudeploy.tflm_host import run_tflm
+from mcudeploy.firmware import build as build_mod
+from mcudeploy.firmware import codegen
+from mcudeploy.ml.tflite_builder import GraphBuilder
+from mcudeploy.ml.tflm_host import run_tflm
 from tests.graphs import conv, pool
 from tests.qemu_tv import TV_LINE, run_elf, tv_outputs
 
@@ -149,7 +149,7 @@ def _requant_edge_model():
 @pytest.mark.parametrize("board", ARCH_BOARDS[1:])
 def test_c_runtime_requantization_edges_on_qemu_match_host_tflm(board: str, tmp_path: Path) -> None:
     """The DSP fast requantization (SMMULR) at +-2^30 accumulators and the general path, on each DSP CPU."""
-    from mcudeploy.runtime_c.lower import lower
+    from mcudeploy.firmware.runtime_c.lower import lower
 
     model = _requant_edge_model()
     assert [s.params[8] for s in lower(model).steps] == [2, 1, 0]  # FC_FASTRQ: each path once

@@ -1,4 +1,4 @@
-"""The four benchmark models (mcudeploy.zoo.BENCHMARK_MODELS: digits, DS-CNN MLPerf, MobileNet-v2 VWW
+"""The four benchmark models (mcudeploy.ml.zoo.BENCHMARK_MODELS: digits, DS-CNN MLPerf, MobileNet-v2 VWW
 96x96 width 0.25, ResNet-8 MLPerf) through the C runtime on the QEMU board of each CPU path the runtime
 compiles -- an547 (M55, Helium), an386 (M4, DSP), an500 (M7, DSP) -- byte-identical to host TFLM.
 
@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcudeploy import build as build_mod
-from mcudeploy import codegen
 from mcudeploy.boards import get_board
-from mcudeploy.model import Model
-from mcudeploy.tflm_host import run_tflm
-from mcudeploy.zoo import BENCHMARK_MODELS
+from mcudeploy.firmware import build as build_mod
+from mcudeploy.firmware import codegen
+from mcudeploy.ml.model import Model
+from mcudeploy.ml.tflm_host import run_tflm
+from mcudeploy.ml.zoo import BENCHMARK_MODELS
 from tests.qemu_tv import TV_LINE, run_elf, tv_outputs
 
 BOARDS = ["qemu-an547", "qemu-an386", "qemu-an500"]
@@ -37,7 +37,7 @@ class _Models:
             if BENCHMARK_MODELS[name] is None:
                 model = self._request.getfixturevalue("digits_int8")
             else:
-                from mcudeploy.zoo import benchmark_model
+                from mcudeploy.ml.zoo import benchmark_model
 
                 model = benchmark_model(name)
             t = model.inputs[0]

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcudeploy.runtime_c import quant
-from mcudeploy.runtime_c.codegen import kernel_files
-from mcudeploy.runtime_c.host import CFLAGS, _compile, host_cc
-from mcudeploy.templating import template_bytes
+from mcudeploy.firmware.runtime_c import quant
+from mcudeploy.firmware.runtime_c.codegen import kernel_files
+from mcudeploy.firmware.runtime_c.host import CFLAGS, _compile, host_cc
+from mcudeploy.firmware.templating import template_bytes
 
 HARNESS = r"""
 #include "mcd_kernels.c"

@@ -339,7 +339,7 @@ def test_fvp_install_found_by_the_simulator_and_cached(
     server: Server, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mcudeploy.boards import get_board
-    from mcudeploy.targets.fvp import FvpSimulator
+    from mcudeploy.device.targets.fvp import FvpSimulator
 
     spec = _spec(server, _fake_fvp_archive())
     item = setup_fvp(spec, accept_eula=True)
@@ -364,8 +364,8 @@ def test_fvp_failed_installer_leaves_nothing(server: Server, cache_dir: Path) ->
 
 # -- TFLM ---------------------------------------------------------------------------------------
 def test_builds_find_the_tree_setup_made_current(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mcudeploy import build as build_mod
     from mcudeploy.errors import ToolMissingError
+    from mcudeploy.firmware import build as build_mod
 
     monkeypatch.delenv("MCUDEPLOY_TFLM_ROOT", raising=False)
     with pytest.raises(ToolMissingError, match="none was given or installed") as exc:
@@ -424,7 +424,7 @@ def test_setup_tflm_from_mirrors(tmp_path: Path) -> None:
     mirrors = os.environ.get(MIRRORS_ENV)
     if not mirrors or not Path(mirrors).is_dir():
         pytest.skip(f"set {MIRRORS_ENV} to a folder of git mirrors of tensorflow/tflite-micro and its pins")
-    from mcudeploy import build as build_mod
+    from mcudeploy.firmware import build as build_mod
     from mcudeploy.setup.tflm import TflmOptions, setup_tflm
 
     opts = TflmOptions(kernels="reference")

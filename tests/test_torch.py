@@ -37,7 +37,7 @@ class Net(torch.nn.Module):
 @pytest.mark.qemu
 @pytest.mark.slow
 def test_exported_program_quantize_evaluate_generate_run_on_qemu(tmp_path, capsys):
-    from mcudeploy.digits import save_npz
+    from mcudeploy.ml.digits import save_npz
 
     torch.manual_seed(0)
     net = Net().eval()
@@ -71,7 +71,7 @@ def test_exported_program_quantize_evaluate_generate_run_on_qemu(tmp_path, capsy
 
 
 def test_not_an_exported_program_is_a_named_error(tmp_path, capsys):
-    from mcudeploy.digits import save_npz
+    from mcudeploy.ml.digits import save_npz
 
     bad = tmp_path / "net.pt2"
     bad.write_bytes(b"PK\x03\x04 not a torch archive")

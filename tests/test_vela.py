@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcudeploy import vela
 from mcudeploy.boards import get_board, list_boards, vela_ini_path
 from mcudeploy.cli import run as cli_run
 from mcudeploy.errors import BudgetError, CompileError, ConfigError, MemoryFitError, NotFullyInt8Error
-from mcudeploy.model import Model, parse_tflite
-from mcudeploy.vela_report import NO_REASON, number
+from mcudeploy.ml import vela
+from mcudeploy.ml.model import Model, parse_tflite
+from mcudeploy.ml.vela_report import NO_REASON, number
 
 SHIPPED_INI = Path(__file__).resolve().parents[1] / "boards" / "vela" / "mcudeploy_vela.ini"
 
@@ -26,8 +26,8 @@ SHIPPED_INI = Path(__file__).resolve().parents[1] / "boards" / "vela" / "mcudepl
 @pytest.fixture(scope="module")
 def side_models() -> dict[str, Model]:
     """A tiny int8 CNN with a DEPTH_TO_SPACE (no Ethos-U55 support) and a float twin (~5 s)."""
-    from mcudeploy._tf import tensorflow
-    from mcudeploy.quantize import convert_int8
+    from mcudeploy.ml._tf import tensorflow
+    from mcudeploy.ml.quantize import convert_int8
 
     tf = tensorflow()
     tf.keras.utils.set_random_seed(0)
@@ -411,7 +411,7 @@ def test_cli_exit_codes(side_models, digits_int8_path, tmp_path, capsys):
 
 def test_cli_cycle_names_and_npu_only_caveat(side_models, digits_int8_path, tmp_path, capsys, monkeypatch):
     """Both cycle counts are named as everywhere else; times are flagged NPU-only when ops fall back."""
-    from mcudeploy.vela_report import CYCLES_LEGEND
+    from mcudeploy.ml.vela_report import CYCLES_LEGEND
 
     monkeypatch.delenv("COLUMNS", raising=False)
     d2s = tmp_path / "d2s_int8.tflite"

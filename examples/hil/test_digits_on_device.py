@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mcudeploy.tflm_host import run_tflm
+from mcudeploy.ml.tflm_host import run_tflm
 
 
 def test_device_agrees_with_host_tflm(mcu_target, mcu_model) -> None:

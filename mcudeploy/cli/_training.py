@@ -12,7 +12,7 @@ import click
 def training_options(val_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """MODEL, --data, --val and the fine-tuning knobs (--epochs, --lr, --batch-size, --seed).
 
-    The defaults mirror :class:`mcudeploy.optimize.FineTune` (kept literal so --help needs no TF).
+    The defaults mirror :class:`mcudeploy.ml.optimize.FineTune` (kept literal so --help needs no TF).
     """
     decorators = [
         click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path)),
@@ -27,7 +27,7 @@ def training_options(val_help: str) -> Callable[[Callable[..., Any]], Callable[.
         click.option(
             "--epochs",
             type=click.IntRange(min=1),
-            default=4,  # mirrors mcudeploy.optimize.FineTune.epochs
+            default=4,  # mirrors mcudeploy.ml.optimize.FineTune.epochs
             show_default=True,
             help="Fine-tuning epochs per stage; each stage keeps its best epoch on a 10 % hold-out.",
         ),

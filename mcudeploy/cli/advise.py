@@ -11,7 +11,7 @@ import click
 from ._output import emit_json
 from ._training import training_options
 
-_DEFAULT_RECIPES = "ptq,qat,prune,prune-cluster,pcqat"  # mirrors mcudeploy.advise.DEFAULT_RECIPES
+_DEFAULT_RECIPES = "ptq,qat,prune,prune-cluster,pcqat"  # mirrors mcudeploy.ml.advise.DEFAULT_RECIPES
 
 
 @click.command("advise")
@@ -63,11 +63,11 @@ def command(
       mcudeploy advise model.keras --data train.npz --val test.npz --vela ethos-u55-128 --csv advice.csv
     """
     from .._io import write_text_atomic
-    from ..advise import DEFAULT_TARGETS, advise, to_csv
     from ..console import console
-    from ..datasets import check_for_keras, load_labelled
-    from ..model import load_keras
-    from ..optimize import FineTune
+    from ..ml.advise import DEFAULT_TARGETS, advise, to_csv
+    from ..ml.datasets import check_for_keras, load_labelled
+    from ..ml.model import load_keras
+    from ..ml.optimize import FineTune
 
     names = tuple(r.strip() for r in recipes.split(",") if r.strip())
     x, y = load_labelled(data)
@@ -96,9 +96,9 @@ def command(
 
 def _warn_drops(rows: list[Any], names: tuple[str, ...], params: dict[str, Any], ft: Any) -> None:
     """A warning naming the fix for each recipe that lost more than 1 pp against plain int8."""
-    from ..advise import BASELINE
     from ..console import err_console
-    from ..optimize import WARN_DROP_PP, drop_advice, parse_recipe
+    from ..ml.advise import BASELINE
+    from ..ml.optimize import WARN_DROP_PP, drop_advice, parse_recipe
 
     acc = {r.recipe: r.accuracy for r in rows}
     if BASELINE not in acc:
@@ -113,7 +113,7 @@ def _warn_drops(rows: list[Any], names: tuple[str, ...], params: dict[str, Any],
 def _print(console: Any, rows: list[Any]) -> None:
     from rich.table import Table
 
-    from ..vela_report import CYCLES_LEGEND, NPU_CYCLES, TOTAL_CYCLES
+    from ..ml.vela_report import CYCLES_LEGEND, NPU_CYCLES, TOTAL_CYCLES
 
     t = Table(title="recipes × Vela targets (★ = Pareto front per target)", title_justify="left")
     cols = (

@@ -27,8 +27,8 @@ def command(
     """Build the project in DIR with CMake and arm-none-eabi-gcc."""
     import json
 
-    from ..build import build
     from ..console import console
+    from ..firmware.build import build
 
     fw = build(project_dir, build_dir=build_dir, tflm_root=tflm_root, jobs=jobs)
     if emit_json(

@@ -11,8 +11,8 @@ from ._guard import claim_default
 from ._output import emit_json
 
 if TYPE_CHECKING:
-    from ..vela import CompiledModel
-    from ..vela_report import VelaReport
+    from ..ml.vela import CompiledModel
+    from ..ml.vela_report import VelaReport
 
 _ACCELERATORS = (
     "ethos-u55-32",
@@ -26,7 +26,7 @@ _ACCELERATORS = (
     "ethos-u85-512",
     "ethos-u85-1024",
     "ethos-u85-2048",
-)  # fmt: skip  (mirrors mcudeploy.vela.ACCELERATORS; kept literal so --help needs no imports)
+)  # fmt: skip  (mirrors mcudeploy.ml.vela.ACCELERATORS; kept literal so --help needs no imports)
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -114,10 +114,10 @@ def command(
       mcudeploy compile model.tflite --accelerator ethos-u55-64 --max-cpu-ops 0 --sram-budget 256K
       mcudeploy compile model.tflite --sweep
     """
-    from .. import vela
     from .._io import write_text_atomic
     from ..boards import get_board
-    from ..model import read_tflite
+    from ..ml import vela
+    from ..ml.model import read_tflite
 
     model = read_tflite(model_path)
     b = get_board(board) if board else None
@@ -172,7 +172,7 @@ def _print_report(compiled: CompiledModel, layers: bool) -> None:
     from rich.table import Table
 
     from ..console import console
-    from ..vela_report import CYCLES_LEGEND, NPU_CYCLES, TOTAL_CYCLES
+    from ..ml.vela_report import CYCLES_LEGEND, NPU_CYCLES, TOTAL_CYCLES
 
     r = compiled.report
     caveat = r.npu_only_caveat()
@@ -278,7 +278,7 @@ def _print_sweep(reports: list[VelaReport]) -> None:
             str(r.dram_bytes),
         )
     console.print(t)
-    from ..vela_report import CYCLES_LEGEND
+    from ..ml.vela_report import CYCLES_LEGEND
 
     console.print(CYCLES_LEGEND)
     if any(r.cpu_ops for r in reports):

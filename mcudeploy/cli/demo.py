@@ -30,7 +30,7 @@ def command(out: Path, epochs: int, samples: int) -> None:
     from ..console import console, err_console
     from ..demo import DEMO_GATES, run_demo
     from ..errors import GateError
-    from ..inspection import print_evaluation
+    from ..ml.inspection import print_evaluation
 
     def on_stage(stage, res) -> None:  # type: ignore[no-untyped-def]
         state = "skipped (up to date)" if res.skipped else f"done in {res.seconds:.1f} s"

@@ -108,8 +108,8 @@ def command(
       mcudeploy evaluate model_int8.tflite -d test.npz -f model.keras --max-drop 1
       mcudeploy evaluate model_int8.tflite -d test.npz -f model.keras --per-layer
     """
-    from ..evaluate import enforce_gates, evaluate_files
-    from ..inspection import print_evaluation, print_layer_errors
+    from ..ml.evaluate import enforce_gates, evaluate_files
+    from ..ml.inspection import print_evaluation, print_layer_errors
 
     ev = evaluate_files(
         int8_path,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-_RUNTIMES = ("tflm", "c")  # mirrors mcudeploy.runtimes.RUNTIMES (tested); literal so --help needs no imports
+_RUNTIMES = ("tflm", "c")  # mirrors mcudeploy.firmware.runtimes.RUNTIMES (tested); literal: fast --help
 
 
 @click.command("generate")
@@ -77,9 +77,9 @@ def command(
     Nothing is written unless model + arena + app fit the board's memory regions.
     """
     from ..boards import get_board
-    from ..codegen import generate, load_inputs
     from ..console import console
-    from ..model import read_tflite
+    from ..firmware.codegen import generate, load_inputs
+    from ..ml.model import read_tflite
 
     model = read_tflite(model_path)
     b = get_board(board)

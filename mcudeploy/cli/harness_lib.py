@@ -36,8 +36,8 @@ def command(out_dir: Path, model_path: Path | None) -> None:
     README.md in the folder documents the porting layer and how to hook it into a TFLM app.
     """
     from ..console import console
-    from ..harness_lib import write_harness_lib
-    from ..model import read_tflite
+    from ..firmware.harness_lib import write_harness_lib
+    from ..ml.model import read_tflite
 
     model = read_tflite(model_path) if model_path is not None else None
     paths = write_harness_lib(out_dir, model, force=forced())

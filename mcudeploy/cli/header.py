@@ -8,7 +8,7 @@ import click
 
 from ._guard import forced
 
-_FORMATS = ("c-array", "incbin")  # mirrors mcudeploy.header.FORMATS (keeps --help fast)
+_FORMATS = ("c-array", "incbin")  # mirrors mcudeploy.firmware.header.FORMATS (keeps --help fast)
 
 
 @click.command("header")
@@ -70,8 +70,8 @@ def command(
     Generation is deterministic and all-or-nothing: a failure leaves the output folder untouched.
     """
     from ..console import console
-    from ..header import write_model_sources
-    from ..model import read_tflite
+    from ..firmware.header import write_model_sources
+    from ..ml.model import read_tflite
 
     model = read_tflite(model_path)
     out = out_dir if out_dir is not None else model_path.parent  # Path("m.tflite").parent is Path(".")

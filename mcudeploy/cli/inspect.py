@@ -22,8 +22,8 @@ from ._output import emit_json
 )
 def command(model_path: Path, json_out: Path | None) -> None:
     """Validate MODEL_TFLITE and show its operators, tensors, sizes, quantization and MACs."""
-    from ..inspection import inspection_dict, print_inspection
-    from ..model import read_tflite
+    from ..ml.inspection import inspection_dict, print_inspection
+    from ..ml.model import read_tflite
 
     model = read_tflite(model_path)
     if json_out is not None and emit_json(

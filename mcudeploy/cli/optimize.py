@@ -11,7 +11,7 @@ import click
 from ._output import emit_json
 from ._training import training_options
 
-# Mirrors mcudeploy.optimize (kept literal so --help does not import TensorFlow).
+# Mirrors mcudeploy.ml.optimize (kept literal so --help does not import TensorFlow).
 _RECIPES = ("qat", "prune", "cluster", "prune-cluster", "pqat", "cqat", "pcqat")
 _INITS = ("kmeans++", "linear", "density", "random")
 
@@ -100,10 +100,10 @@ def command(
     """
     from .._io import write_bytes_atomic
     from ..console import console, err_console
-    from ..datasets import check_for_keras, load_labelled
     from ..errors import ConfigError, GateError
-    from ..model import load_keras
-    from ..optimize import WARN_DROP_PP, FineTune, compare, drop_advice, optimize, parse_recipe, save_keras
+    from ..ml.datasets import check_for_keras, load_labelled
+    from ..ml.model import load_keras
+    from ..ml.optimize import WARN_DROP_PP, FineTune, compare, drop_advice, optimize, parse_recipe, save_keras
 
     rec = parse_recipe(
         recipe,
@@ -128,7 +128,7 @@ def command(
     result = optimize(original, x, y, rec, FineTune(epochs, lr, batch_size, seed))
     with err_console.status("converting to int8 and measuring"):
         cmp = compare(original, result, representative=x, x_val=x_val, y_val=y_val, vela_targets=vela_targets)
-    # tf-keras reloads QAT models only from .h5 (see mcudeploy.optimize.save_keras)
+    # tf-keras reloads QAT models only from .h5 (see mcudeploy.ml.optimize.save_keras)
     suffix = ".h5" if result.is_qat else ".keras"
     out = output or model_path.with_name(f"{model_path.stem}_{rec.name}{suffix}")
     save_keras(result.keras, out)
@@ -154,7 +154,7 @@ def command(
 def _print(console: Any, r: dict[str, Any], out: Path, tflite: Path | None) -> None:
     from rich.table import Table
 
-    from ..vela_report import CYCLES_LEGEND, NPU_CYCLES, TOTAL_CYCLES
+    from ..ml.vela_report import CYCLES_LEGEND, NPU_CYCLES, TOTAL_CYCLES
 
     t = Table(title=f"{r['recipe']['name']}: per layer (Keras → int8 .tflite)", title_justify="left")
     for col in ("layer", "kind", "sparsity", "int8 sparsity", "unique", "int8 unique/ch"):

@@ -63,8 +63,8 @@ def command(
     import time
 
     from ..console import console
+    from ..device.proxy import FaultProxy, Faults
     from ..errors import ConfigError
-    from ..proxy import FaultProxy, Faults
 
     if reset_after and not reset_command:
         raise ConfigError("--reset-after needs --reset-command (how to reset the device)")

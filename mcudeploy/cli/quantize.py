@@ -11,13 +11,13 @@ import click
 from ._guard import claim_default
 from ._output import emit_json
 
-_IO_DTYPES = ("int8", "uint8", "int16", "float32")  # mirrors mcudeploy.quantize.IO_DTYPES (fast --help)
+_IO_DTYPES = ("int8", "uint8", "int16", "float32")  # mirrors mcudeploy.ml.quantize.IO_DTYPES (fast --help)
 
 
 def _gate_docs(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from ..gates import gate_docs
+    from ..ml.gates import gate_docs
 
     click.echo(gate_docs())
     ctx.exit(0)
@@ -126,7 +126,7 @@ def command(
 
     from .._io import write_bytes_atomic
     from ..console import console, err_console
-    from ..quantize import quantize
+    from ..ml.quantize import quantize
 
     with err_console.status(f"quantizing {model_path.name} ({mode}, {samples} calibration samples)"):
         result = quantize(

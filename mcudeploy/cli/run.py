@@ -165,12 +165,12 @@ def command(
     from .._lock import folder_lock
     from ..boards import get_board
     from ..console import console, err_console, progress
-    from ..datasets import check_labels, fit_shape, load_labelled
+    from ..device.harness import LinkPolicy, arrays_sha256, measure
+    from ..device.results import Gates
+    from ..device.targets.transport import Transport
     from ..errors import ConfigError, GateError, InputError, TargetError
-    from ..harness import LinkPolicy, arrays_sha256, measure
-    from ..model import read_tflite
-    from ..results import Gates
-    from ..targets.transport import Transport
+    from ..ml.datasets import check_labels, fit_shape, load_labelled
+    from ..ml.model import read_tflite
 
     if firmware is not None and project is not None:
         raise ConfigError("give one of --firmware ELF or --project DIR, not both")
@@ -181,7 +181,7 @@ def command(
     board = get_board(board_name)
     place = None
     if labgrid_place:
-        from ..targets.labgrid import labgrid
+        from ..device.targets.labgrid import labgrid
 
         if port:
             raise ConfigError("give --port or --labgrid-place, not both")
@@ -209,14 +209,14 @@ def command(
         contextlib.ExitStack() as holding,
     ):
         if labgrid_place:  # labgrid resolves and locks the place; it is the engine for shared farms, not us
-            from ..targets.labgrid import hold_place, open_place
+            from ..device.targets.labgrid import hold_place, open_place
 
             holding.enter_context(hold_place(labgrid_place))  # refused when another run holds the board
             place = open_place(labgrid_place)
             port, baud = place.url, baud or place.baudrate
         runtime = None
         if project is not None:
-            from ..build import build
+            from ..firmware.build import build
 
             fw = build(project)
             firmware, runtime = fw.elf, fw.runtime
@@ -260,17 +260,17 @@ def command(
                 if firmware is None or not flash:
                     pass  # measure what the board already runs
                 elif place is not None and place.flasher:
-                    from ..targets.labgrid import flash as labgrid_flash
+                    from ..device.targets.labgrid import flash as labgrid_flash
 
                     labgrid_flash(place, firmware)
                 elif board.flasher:
-                    from ..targets.flashers import flash_firmware
+                    from ..device.targets.flashers import flash_firmware
 
                     flash_firmware(board, firmware)
                 summary = measure(model, tr, x, y, out, **kw)
         else:
-            from ..model import NPU_CUSTOM_OP
-            from ..targets import simulator_for
+            from ..device.targets import simulator_for
+            from ..ml.model import NPU_CUSTOM_OP
 
             sim = simulator_for(board, requested=simulator, npu=NPU_CUSTOM_OP in model.op_names())
             if sim is None:
@@ -296,7 +296,7 @@ def _vela_rows(path: Path | None) -> list[dict[str, Any]] | None:
     if path is None:
         return None
     from ..errors import InputError
-    from ..vela_report import read_per_layer_csv
+    from ..ml.vela_report import read_per_layer_csv
 
     try:
         return read_per_layer_csv(path.read_text(encoding="utf-8"))
@@ -307,7 +307,7 @@ def _vela_rows(path: Path | None) -> list[dict[str, Any]] | None:
 def _project_model(project: Path | None) -> Path | None:
     if project is None:
         return None
-    from ..codegen import project_model
+    from ..firmware.codegen import project_model
 
     named = project_model(project)  # what the manifest names, hash-checked
     if named is not None:

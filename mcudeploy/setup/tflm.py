@@ -195,7 +195,7 @@ def _export(src: Path, out: Path, options: TflmOptions, log: list[str]) -> None:
 
 
 def _check_tree(out: Path, options: TflmOptions) -> None:
-    from ..tflm_tree import TFLM_CMSIS_NN_MARKER, TFLM_NPU_REQUIRED, TFLM_REQUIRED
+    from ..firmware.tflm_tree import TFLM_CMSIS_NN_MARKER, TFLM_NPU_REQUIRED, TFLM_REQUIRED
 
     need = TFLM_REQUIRED + (TFLM_NPU_REQUIRED if options.npu else ())
     need += (TFLM_CMSIS_NN_MARKER,) if options.kernels == "cmsis-nn" else ()

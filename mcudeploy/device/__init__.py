@@ -1,0 +1,1 @@
+"""The device side: targets (simulators, flashers, farms), the protocol harness, results, profiles."""
