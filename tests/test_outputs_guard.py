@@ -183,13 +183,28 @@ def test_files_written_into_a_folder_never_replace_the_users_own(
     assert run(*args, "--force") == 0 and mine.read_text() != "/* my own code */\n"
 
 
+COMPILE_WRITES = [
+    "m_vela.tflite",
+    "m_vela_report.json",
+    "m_summary_Ethos_U55_High_End_Embedded.csv",
+    "m_per-layer.csv",
+]
+
+
+@pytest.mark.parametrize("written", COMPILE_WRITES)
 def test_compile_never_replaces_a_file_of_the_users_beside_the_model(
-    digits_int8_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    written: str, digits_int8_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Every file compile writes beside the model (Vela's own CSVs too) is checked before Vela runs."""
     import shutil
 
     model = Path(shutil.copy(digits_int8_path, tmp_path / "m.tflite"))
-    theirs = tmp_path / "m_vela.tflite"
+    theirs = tmp_path / written
     theirs.write_text("the user's own file\n")
     assert run("compile", model, "--accelerator", "ethos-u55-128") == 2
-    assert "m_vela.tflite" in capsys.readouterr().err and theirs.read_text() == "the user's own file\n"
+    assert written in capsys.readouterr().err and theirs.read_text() == "the user's own file\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.tflite", written])
+    # --force replaces it, with what Vela made under that very name
+    assert run("compile", model, "--accelerator", "ethos-u55-128", "--force") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.tflite", *COMPILE_WRITES])
+    assert theirs.read_bytes() != b"the user's own file\n"

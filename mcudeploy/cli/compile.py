@@ -138,20 +138,19 @@ def command(
         _note(f"sweep CSV: {path}")
         return
 
-    stem = vela.model_stem(model)  # what compile_for_npu writes into out: never someone else's file
-    claim_default("-o", out / f"{stem}_vela.tflite", "tflite")
-    claim_default("-o", out / f"{stem}_vela_report.json", "json")
-    compiled = vela.compile_for_npu(
-        model,
-        board=b,
-        accelerator=accelerator,
-        config_ini=config_ini,
-        system_config=system_config,
-        memory_mode=memory_mode,
-        optimise=optimise,
-        arena_cache_size=arena_cache_size,
-        out_dir=out,
-    )
+    opts: dict[str, Any] = {
+        "board": b,
+        "accelerator": accelerator,
+        "config_ini": config_ini,
+        "system_config": system_config,
+        "memory_mode": memory_mode,
+        "optimise": optimise,
+        "arena_cache_size": arena_cache_size,
+    }
+    # what compile_for_npu writes into out (Vela's CSVs too): never someone else's file
+    for name, kind in vela.output_files(model, vela.resolve_config(**opts)).items():
+        claim_default("-o", out / name, kind)
+    compiled = vela.compile_for_npu(model, **opts, out_dir=out)
     report = compiled.report
     if not emit_json(json_out, vela.report_json(report)):
         _print_report(compiled, layers)

@@ -384,6 +384,19 @@ def compile_for_npu(
     return _compile(model, cfg, out_dir)
 
 
+def output_files(model: Model, cfg: VelaConfig) -> dict[str, str]:
+    """The files a compile writes into its ``out_dir`` (file name -> kind: tflite, json, csv), in the
+    order the Vela model, the report JSON, Vela's summary CSV and its per-layer CSV: one definition
+    for the writer and for the CLI, which checks every one of them before Vela runs."""
+    stem = model_stem(model)
+    return {
+        f"{stem}_vela.tflite": "tflite",
+        f"{stem}_vela_report.json": "json",
+        f"{stem}_summary_{cfg.system_config}.csv": "csv",
+        f"{stem}_per-layer.csv": "csv",
+    }
+
+
 def _compile(model: Model, cfg: VelaConfig, out_dir: Path | None) -> CompiledModel:
     run = run_vela(model, cfg)
     vela_model = parse_tflite(run.vela_tflite, source=f"{run.stem}_vela.tflite")
@@ -405,11 +418,12 @@ def _compile(model: Model, cfg: VelaConfig, out_dir: Path | None) -> CompiledMod
     path = None
     if out_dir is not None:
         out_dir = Path(out_dir)
-        path = write_bytes_atomic(out_dir / vela_model.source, vela_model.data)
-        write_text_atomic(out_dir / f"{run.stem}_vela_report.json", report_json(report))
-        write_text_atomic(out_dir / f"{run.stem}_summary_{cfg.system_config}.csv", run.summary_csv)
+        vela_name, report_name, summary_name, per_layer_name = output_files(model, cfg)
+        path = write_bytes_atomic(out_dir / vela_name, vela_model.data)
+        write_text_atomic(out_dir / report_name, report_json(report))
+        write_text_atomic(out_dir / summary_name, run.summary_csv)
         if run.per_layer_csv:
-            write_text_atomic(out_dir / f"{run.stem}_per-layer.csv", run.per_layer_csv)
+            write_text_atomic(out_dir / per_layer_name, run.per_layer_csv)
     return CompiledModel(model=vela_model, report=report, config=cfg, source=model, path=path)
 
 
