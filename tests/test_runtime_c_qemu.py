@@ -166,3 +166,85 @@ def test_c_runtime_requantization_edges_on_qemu_match_host_tflm(board: str, tmp_
     host = run_tflm(model, x).astype(np.int8)
     assert device.tobytes() == host.tobytes()
     assert len(np.unique(host)) > 8  # not all saturated
+
+
+def _depthwise_mix_model():
+    """Depthwise convolutions (multiplier 1) over the channel blocks of the Helium path: 24 channels
+    (16 + 8), 13 (8 + a predicated 5), 20 (16 + 4) and 3 (tail only); windows inside and across the
+    border, stride 2, dilation, a 5x3 filter; per-channel scales that give left shifts, no shift and
+    right shifts (the generic requantization) and only right shifts of >= 1 bit (the short form), with
+    rounding ties from small weights. 1x1 convolutions change the channel count in between; the output
+    is every depthwise result, flattened and concatenated."""
+    rng = np.random.default_rng(5)
+    g = GraphBuilder()
+    x = g.tensor((1, 9, 7, 5), "int8", 0.05, 4)
+
+    def pointwise(src, c_in: int, shape, zp: int):
+        c_out = shape[-1]
+        w = g.const(
+            rng.integers(-127, 128, (c_out, 1, 1, c_in)), "int8", scale=list(rng.uniform(0.002, 0.02, c_out))
+        )
+        y = g.tensor(shape, "int8", 0.07, zp)
+        g.op("CONV_2D", [src, w, -1], [y], padding=1, stride_h=1, stride_w=1, fused_activation_function=0)
+        return y
+
+    def depthwise(src, shape, scales, wmax: int, act: int, kernel=(3, 3), dh=1, **opts):
+        c = shape[-1]
+        w = g.const(rng.integers(-wmax, wmax + 1, (1, *kernel, c)), "int8", scale=list(scales), axis=3)
+        b = g.const(rng.integers(-3000, 3000, c), "int32", scale=[1e-4] * c)
+        y = g.tensor(shape, "int8", 0.06, -5)  # one quantization: the outputs are concatenated
+        g.op(
+            "DEPTHWISE_CONV_2D",
+            [src, w, b],
+            [y],
+            depth_multiplier=1,
+            fused_activation_function=act,
+            dilation_h_factor=dh,
+            dilation_w_factor=1,
+            **opts,
+        )
+        return y
+
+    a = pointwise(x, 5, (1, 9, 7, 24), -9)
+    # 0.07 * s / 0.06 for s in 0.01..1.2: multipliers 0.01..1.4 (shifts -6..+1)
+    a = depthwise(a, (1, 9, 7, 24), rng.uniform(0.01, 1.2, 24), 127, 0, padding=0, stride_h=1, stride_w=1)
+    b = pointwise(a, 24, (1, 9, 7, 13), 3)
+    # small weights and multipliers 0.07..0.3 (right shifts of 2..4 bits): many exact ties, short form
+    b = depthwise(b, (1, 5, 4, 13), rng.uniform(0.06, 0.25, 13), 3, 1, padding=0, stride_h=2, stride_w=2)
+    c = pointwise(b, 13, (1, 5, 4, 20), -1)
+    c = depthwise(
+        c,
+        (1, 5, 4, 20),
+        rng.uniform(0.002, 0.02, 20),
+        127,
+        3,
+        kernel=(5, 3),
+        dh=2,
+        padding=0,
+        stride_h=1,
+        stride_w=1,
+    )
+    d = pointwise(c, 20, (1, 5, 4, 3), 2)
+    d = depthwise(d, (1, 3, 2, 3), rng.uniform(0.005, 0.03, 3), 127, 0, padding=1, stride_h=1, stride_w=1)
+    flat = []
+    for t, n in ((a, 9 * 7 * 24), (b, 5 * 4 * 13), (c, 5 * 4 * 20), (d, 3 * 2 * 3)):
+        f = g.tensor((1, n), "int8", 0.06, -5)
+        g.op("RESHAPE", [t, g.const(np.array([1, n]), "int32")], [f])
+        flat.append(f)
+    y = g.tensor((1, 9 * 7 * 24 + 5 * 4 * 13 + 5 * 4 * 20 + 3 * 2 * 3), "int8", 0.06, -5)
+    g.op("CONCATENATION", flat, [y], axis=1)
+    return g.build([x], [y], source="depthwise_mix.tflite")
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("board", ["qemu-an547", "qemu-an386"])
+def test_c_runtime_depthwise_mix_on_qemu_matches_host_tflm(board: str, tmp_path: Path) -> None:
+    """Every channel block, tail and requantization form of the depthwise kernels, byte-identical."""
+    model = _depthwise_mix_model()
+    x = np.random.default_rng(3).integers(-128, 128, (24, 9, 7, 5), dtype=np.int8)
+    p = codegen.generate(model, get_board(board), tmp_path / "proj", runtime="c", inputs=x)
+    fw = build_mod.build(p.path)
+    code, uart = run_elf(fw.elf, board, timeout=120.0)
+    rows = TV_LINE.findall(uart)
+    assert code == 0 and len(rows) == len(x), uart[-2000:]
+    assert tv_outputs(rows).tobytes() == run_tflm(model, x).astype(np.int8).tobytes()

@@ -557,51 +557,158 @@ static __attribute__((noinline)) void dw_taps_requant(const int8_t *const *tp, i
 #endif
 
 #ifdef MCD_MVE
-/* 4 output pixels x 4 channels per step: each weight vector is loaded once for the 4 pixels. tp holds
- * DW_PIX tables of T tap pointers one after the other; pixels past npix repeat the last one and are
- * not stored. */
-#define DW_PIX 4
-static inline __attribute__((always_inline)) int32x4_t dw_ld(const int8_t *p, mve_pred16_t pr, int tail)
+/* Helium: one output pixel at a time, channels in blocks of 8 loaded as int16 lanes (VLDRB.S16), two
+ * blocks per pass. VMULLB/VMULLT multiply the even/odd lanes into int32, so a block's accumulators hold
+ * channels {0,2,4,6} and {1,3,5,7}: the lowering lays bias, multipliers and shifts out in that order
+ * (lower.py mve_dw_blocks: per block bias, mult, shift, each even then odd), and VQMOVNB/VQMOVNT
+ * interleave the results back into channel order. tap[t] is tap t's byte offset from the pixel base. */
+static inline __attribute__((always_inline)) int32x4_t dw_rq(int32x4_t acc, int32x4_t m, int32x4_t s, int rs)
 {
-    return tail ? vldrbq_z_s32(p, pr) : vldrbq_s32(p);
+    if (!rs) return mve_mbqm(acc, m, s);
+    /* every shift a right shift of >= 1 bit: RoundingDivideByPOT's fixup is -1 on negative values */
+    const int32x4_t v = vqrdmulhq_s32(acc, m);
+    return vrshlq_s32(vaddq_s32(v, vshrq_n_s32(v, 31)), s);
 }
 
-static inline __attribute__((always_inline)) void dw4_block(const int8_t *const *tp, int32_t T, int32_t npix,
-                                                            int32_t c0, mve_pred16_t pr, int tail,
-                                                            const int8_t *w, int32_t C, const int32_t *bias,
-                                                            const int32_t *mult, const int32_t *shift,
-                                                            int32_t ooff, int32_t lo, int32_t hi, int8_t *y,
-                                                            int32_t ystride)
+/* 8 channels: a (even) and b (odd) requantized, narrowed with saturation to int16 (order-preserving, so
+ * the clamp to [lo, hi] within int8 is unchanged), offset, clamped, stored in channel order */
+static inline __attribute__((always_inline)) void dw_out8(int32x4_t a, int32x4_t b, const int32_t *rq,
+                                                          int32_t ooff, int32_t lo, int32_t hi, int8_t *y,
+                                                          int rs, int32_t n)
 {
-    const int32x4_t vb = tail ? vldrwq_z_s32(bias + c0, pr) : vldrwq_s32(bias + c0);
-    int32x4_t a0 = vb, a1 = vb, a2 = vb, a3 = vb;
-    const int8_t *wp = w + c0;
+    a = dw_rq(a, vldrwq_s32(rq + 8), vldrwq_s32(rq + 16), rs);
+    b = dw_rq(b, vldrwq_s32(rq + 12), vldrwq_s32(rq + 20), rs);
+    int16x8_t r = vqmovntq_s32(vqmovnbq_s32(vreinterpretq_s16_s32(a), a), b);
+    r = vqaddq_n_s16(r, (int16_t)ooff);
+    r = vminq_s16(vmaxq_s16(r, vdupq_n_s16((int16_t)lo)), vdupq_n_s16((int16_t)hi));
+    if (n) vstrbq_p_s16(y, r, vctp16q((uint32_t)n));
+    else vstrbq_s16(y, r);
+}
+
+static inline __attribute__((always_inline)) void dw_block(const int8_t *xp, const int32_t *tap, int32_t T,
+                                                           const int8_t *wp, int32_t C, const int32_t *rq,
+                                                           int32_t ooff, int32_t lo, int32_t hi, int8_t *y,
+                                                           int two, int32_t n, int rs)
+{
+    /* n > 0: a last block of n < 8 channels (predicated loads); two: 16 channels (rq: 2 blocks) */
+    int32x4_t a0 = vldrwq_s32(rq), b0 = vldrwq_s32(rq + 4);
+    if (two) { /* by hand: gcc spills an accumulator and re-adds the channel offset per tap (widening
+                * loads take low registers: "l") */
+        int32x4_t a1 = vldrwq_s32(rq + 24), b1 = vldrwq_s32(rq + 28);
+        int16x8_t vx, vw;
+        int32x4_t pr;
+        const int32_t *tp = tap;
+        const int8_t *q;
+        __asm__ volatile("dls lr, %[T]\n"
+                         "1:\n\t"
+                         "ldr %[q], [%[tp]], #4\n\t"
+                         "add %[q], %[q], %[xp]\n\t"
+                         "vldrb.s16 %q[vx], [%[q]]\n\t"
+                         "vldrb.s16 %q[vw], [%[wp]]\n\t"
+                         "vmullb.s16 %q[pr], %q[vx], %q[vw]\n\t"
+                         "vadd.i32 %q[a0], %q[a0], %q[pr]\n\t"
+                         "vmullt.s16 %q[pr], %q[vx], %q[vw]\n\t"
+                         "vadd.i32 %q[b0], %q[b0], %q[pr]\n\t"
+                         "vldrb.s16 %q[vx], [%[q], #8]\n\t"
+                         "vldrb.s16 %q[vw], [%[wp], #8]\n\t"
+                         "vmullb.s16 %q[pr], %q[vx], %q[vw]\n\t"
+                         "vadd.i32 %q[a1], %q[a1], %q[pr]\n\t"
+                         "vmullt.s16 %q[pr], %q[vx], %q[vw]\n\t"
+                         "vadd.i32 %q[b1], %q[b1], %q[pr]\n\t"
+                         "add %[wp], %[wp], %[C]\n\t"
+                         "le lr, 1b\n"
+                         : [a0] "+w"(a0), [b0] "+w"(b0), [a1] "+w"(a1), [b1] "+w"(b1), [vx] "=&w"(vx),
+                           [vw] "=&w"(vw), [pr] "=&w"(pr), [q] "=&l"(q), [tp] "+r"(tp), [wp] "+l"(wp)
+                         : [T] "r"(T), [xp] "r"(xp), [C] "r"(C)
+                         : "lr", "memory");
+        dw_out8(a0, b0, rq, ooff, lo, hi, y, rs, 0);
+        dw_out8(a1, b1, rq + 24, ooff, lo, hi, y + 8, rs, 0);
+        return;
+    }
+    const mve_pred16_t p16 = vctp16q((uint32_t)(n ? n : 8));
     for (int32_t t = 0; t < T; ++t, wp += C) {
-        const int32x4_t vw = dw_ld(wp, pr, tail);
-        a0 = vaddq_s32(a0, vmulq_s32(vw, dw_ld(tp[t] + c0, pr, tail)));
-        a1 = vaddq_s32(a1, vmulq_s32(vw, dw_ld(tp[T + t] + c0, pr, tail)));
-        a2 = vaddq_s32(a2, vmulq_s32(vw, dw_ld(tp[2 * T + t] + c0, pr, tail)));
-        a3 = vaddq_s32(a3, vmulq_s32(vw, dw_ld(tp[3 * T + t] + c0, pr, tail)));
+        const int8_t *q = xp + tap[t];
+        const int16x8_t x0 = vldrbq_z_s16(q, p16), w0 = vldrbq_z_s16(wp, p16);
+        a0 = vaddq_s32(a0, vmullbq_int_s16(x0, w0));
+        b0 = vaddq_s32(b0, vmulltq_int_s16(x0, w0));
     }
-    const int32x4_t m = tail ? vldrwq_z_s32(mult + c0, pr) : vldrwq_s32(mult + c0);
-    const int32x4_t s = tail ? vldrwq_z_s32(shift + c0, pr) : vldrwq_s32(shift + c0);
-    int32x4_t acc[4] = {a0, a1, a2, a3};
-    for (int32_t j = 0; j < npix; ++j) {
-        const int32x4_t v = mve_requant(acc[j], m, s, ooff, lo, hi);
-        if (tail) vstrbq_p_s32(y + j * ystride + c0, v, pr);
-        else vstrbq_s32(y + j * ystride + c0, v);
-    }
+    dw_out8(a0, b0, rq, ooff, lo, hi, y, rs, n);
 }
 
-static __attribute__((noinline)) void dw4_mve(const int8_t *const *tp, int32_t T, int32_t npix, const int8_t *w, int32_t C,
-                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t ooff, int32_t lo,
-                    int32_t hi, int8_t *y)
+static inline __attribute__((always_inline)) void dw_pixel(const int8_t *xp, const int32_t *tap, int32_t T,
+                                                           const int8_t *w, int32_t C, const int32_t *rq,
+                                                           int32_t ooff, int32_t lo, int32_t hi, int8_t *y,
+                                                           int rs)
 {
     int32_t c0 = 0;
-    for (; c0 + 4 <= C; c0 += 4)
-        dw4_block(tp, T, npix, c0, 0, 0, w, C, bias, mult, shift, ooff, lo, hi, y, C);
-    if (c0 < C)
-        dw4_block(tp, T, npix, c0, vctp32q((uint32_t)(C - c0)), 1, w, C, bias, mult, shift, ooff, lo, hi, y, C);
+    for (; c0 + 16 <= C; c0 += 16, rq += 48)
+        dw_block(xp + c0, tap, T, w + c0, C, rq, ooff, lo, hi, y + c0, 1, 0, rs);
+    if (C - c0 >= 8) {
+        dw_block(xp + c0, tap, T, w + c0, C, rq, ooff, lo, hi, y + c0, 0, 0, rs);
+        c0 += 8;
+        rq += 24;
+    }
+    if (c0 < C) dw_block(xp + c0, tap, T, w + c0, C, rq, ooff, lo, hi, y + c0, 0, C - c0, rs);
+}
+
+/* one copy of the pixel code per requantization form */
+static __attribute__((noinline)) void dw_pixel_g(const int8_t *xp, const int32_t *tap, int32_t T, const int8_t *w,
+                                                 int32_t C, const int32_t *rq, int32_t ooff, int32_t lo,
+                                                 int32_t hi, int8_t *y)
+{
+    dw_pixel(xp, tap, T, w, C, rq, ooff, lo, hi, y, 0);
+}
+
+static __attribute__((noinline)) void dw_pixel_r(const int8_t *xp, const int32_t *tap, int32_t T, const int8_t *w,
+                                                 int32_t C, const int32_t *rq, int32_t ooff, int32_t lo,
+                                                 int32_t hi, int8_t *y)
+{
+    dw_pixel(xp, tap, T, w, C, rq, ooff, lo, hi, y, 1);
+}
+#endif
+
+#ifdef MCD_MVE
+/* DEPTHWISE_CONV_2D multiplier 1 on Helium: a pixel whose window lies inside the input reads its taps at
+ * offsets shared by all such pixels; a border pixel gets its own offsets from the input's start, taps
+ * in the padding pointing at the zero-point row. Scratch: that row (C, rounded up to 16), then the two
+ * tables of KH * KW int32 offsets (lower.py dw_scratch). */
+static void dw_mve(const int32_t *p, const int8_t *x, const int8_t *w, int8_t *padrow, int8_t *y)
+{
+    const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], OH = p[CV_OH], OW = p[CV_OW];
+    const int32_t KH = p[CV_KH], KW = p[CV_KW], SH = p[CV_SH], SW = p[CV_SW], DH = p[CV_DH], DW = p[CV_DW];
+    const int32_t ooff = p[CV_OOFF], lo = p[CV_AMIN], hi = p[CV_AMAX], T = KH * KW;
+    const int32_t *rq = p + CV_HDR + 3 * C; /* lower.py mve_dw_blocks */
+    const int rs = rq[0];
+    int32_t *inner = (int32_t *)(void *)(padrow + ((C + 15) & ~15)), *border = inner + T;
+    for (int32_t ky = 0, t = 0; ky < KH; ++ky)
+        for (int32_t kx = 0; kx < KW; ++kx, ++t) inner[t] = (ky * DH * W + kx * DW) * C;
+    for (int32_t b = 0; b < p[CV_N]; ++b) {
+        const int8_t *xb = x + b * H * W * C;
+        const int32_t pad_off = (int32_t)((intptr_t)padrow - (intptr_t)xb);
+        for (int32_t oy = 0; oy < OH; ++oy) {
+            const int32_t iy0 = oy * SH - p[CV_PH];
+            const int rows_in = iy0 >= 0 && iy0 + (KH - 1) * DH < H;
+            for (int32_t ox = 0; ox < OW; ++ox, y += C) {
+                const int32_t ix0 = ox * SW - p[CV_PW];
+                const int8_t *xp = xb;
+                const int32_t *tap = border;
+                if (rows_in && ix0 >= 0 && ix0 + (KW - 1) * DW < W) {
+                    xp = xb + (iy0 * W + ix0) * C;
+                    tap = inner;
+                } else {
+                    for (int32_t ky = 0, t = 0; ky < KH; ++ky) {
+                        const int32_t iy = iy0 + DH * ky;
+                        for (int32_t kx = 0; kx < KW; ++kx, ++t) {
+                            const int32_t ix = ix0 + DW * kx;
+                            border[t] = iy < 0 || iy >= H || ix < 0 || ix >= W ? pad_off : (iy * W + ix) * C;
+                        }
+                    }
+                }
+                if (rs) dw_pixel_r(xp, tap, T, w, C, rq + 1, ooff, lo, hi, y);
+                else dw_pixel_g(xp, tap, T, w, C, rq + 1, ooff, lo, hi, y);
+            }
+        }
+    }
 }
 #else
 #define DW_PIX 1
@@ -612,21 +719,28 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
     const int8_t *x = (const int8_t *)in[0];
     const int8_t *w = (const int8_t *)in[1];
     int8_t *padrow = (int8_t *)in[3];
-    /* after the zero-point row, rounded up to 16 bytes: DW_PIX tables of KH * KW tap pointers */
-    const int8_t **tp = (const int8_t **)(void *)(padrow + ((p[CV_C] + 15) & ~15));
     int8_t *y = (int8_t *)out;
     const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], OH = p[CV_OH], OW = p[CV_OW], OC = p[CV_OC];
     const int32_t KH = p[CV_KH], KW = p[CV_KW], SH = p[CV_SH], SW = p[CV_SW], DH = p[CV_DH], DW = p[CV_DW];
     const int32_t DM = p[CV_DM], ooff = p[CV_OOFF], lo = p[CV_AMIN], hi = p[CV_AMAX];
     const int32_t pad = -p[CV_IOFF];
     const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
-    const int fast = DM == 1, T = KH * KW;
-#ifndef MCD_MVE
-    const rq_t rq = rq_make(p[CV_FASTRQ], ooff, lo, hi);
-#endif
+    const int fast = DM == 1;
     if (fast) fill_bytes(padrow, (int8_t)pad, C);
+#ifdef MCD_MVE
+    if (fast) {
+        dw_mve(p, x, w, padrow, y);
+        return;
+    }
+#else
+    const rq_t rq = rq_make(p[CV_FASTRQ], ooff, lo, hi);
+    /* after the zero-point row, rounded up to 16 bytes: DW_PIX tables of KH * KW tap pointers */
+    const int8_t **tp = (const int8_t **)(void *)(padrow + ((C + 15) & ~15));
+    const int32_t T = KH * KW;
+#endif
     for (int32_t b = 0; b < p[CV_N]; ++b) {
         const int8_t *xb = x + b * H * W * C;
+#ifndef MCD_MVE
         if (fast) { /* DW_PIX output pixels at a time (across rows), each with its table of tap pointers */
             int32_t oy = 0, ox = 0; /* the first pixel of the group */
             for (int32_t q0 = 0; q0 < OH * OW; q0 += DW_PIX) {
@@ -647,11 +761,7 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
                         }
                     }
                 }
-#ifdef MCD_MVE
-                dw4_mve(tp, T, npix, w, C, bias, mult, shift, ooff, lo, hi, y);
-#else
                 dw_taps_requant(tp, T, w, C, bias, mult, shift, &rq, y);
-#endif
                 y += npix * OC;
                 for (int32_t j = 0; j < npix; ++j)
                     if (++ox == OW) {
@@ -661,6 +771,7 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
             }
             continue;
         }
+#endif
         for (int32_t oy = 0; oy < OH; ++oy) {
             const int32_t iy0 = oy * SH - p[CV_PH];
             for (int32_t ox = 0; ox < OW; ++ox, y += OC) {

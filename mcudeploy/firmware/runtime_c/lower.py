@@ -181,13 +181,28 @@ def _conv_like(c: _Ctx, depthwise: bool) -> tuple[list[int], list[int]]:
     bias = _folded_bias(c, 2, wsum, -c.zp(x))
     head.append(q.fast_requant(_abs_sums(per_oc), bias, shifts, c.zp(y), lo, hi))
     if depthwise:
-        return head + mults + shifts + bias, [c.op.inputs[0], c.op.inputs[1], -1]
+        extra = mve_dw_blocks(bias, mults, shifts) if dm == 1 else []
+        return head + mults + shifts + bias + extra, [c.op.inputs[0], c.op.inputs[1], -1]
     wb = c.derive(w, " (4x16 blocks)", blocked_rows(wts.reshape(oc, -1).astype(np.int8)))
     return head + mults + shifts + bias, [c.op.inputs[0], wb, -1]
 
 
 def _abs_sums(per_row: np.ndarray) -> list[int]:
     return [int(v) for v in np.abs(per_row).sum(axis=1)]
+
+
+def mve_dw_blocks(bias: list[int], mults: list[int], shifts: list[int]) -> list[int]:
+    """The Helium depthwise kernel's requantization constants (after bias in the parameters): a flag
+    (1: every shift is a right shift of >= 1 bit), then per block of 8 channels bias, multiplier and
+    shift of the even channels and of the odd ones (4 lanes each; lanes past the channels 0), the
+    order of its VMULLB/VMULLT accumulators."""
+    c = len(bias)
+    nb = -(-c // 8)
+    cols = np.zeros((3, nb * 8), np.int64)
+    cols[:, :c] = [bias, mults, shifts]
+    # [block][bias|mult|shift][even|odd][lane]
+    blocks = cols.reshape(3, nb, 4, 2).transpose(1, 0, 3, 2).reshape(-1)
+    return [int(all(v < 0 for v in shifts)), *(int(v) for v in blocks)]
 
 
 def _weights(c: _Ctx, w: Tensor) -> np.ndarray:
@@ -255,11 +270,11 @@ def step_scratch(step: Step, arch: str) -> int:
 
 def dw_scratch(params: tuple[int, ...], arch: str = "host") -> int:
     """Bytes of DEPTHWISE_CONV_2D's scratch: the row of input zero points that taps in the padding read
-    (C, rounded up to 16), then one table of a pointer per filter tap for each pixel computed at once
-    (4 on MVE, else 1)."""
+    (C, rounded up to 16), then a table of a pointer per filter tap (MVE: two tables of int32 tap
+    offsets, the inner pixels' and a border pixel's)."""
     c, kh, kw = params[3], params[7], params[8]
-    pix, ptr = (4, 4) if arch == "mve" else (1, 8 if arch == "host" else 4)
-    return (c + 15) // 16 * 16 + pix * kh * kw * ptr
+    tables, entry = (2, 4) if arch == "mve" else (1, 8 if arch == "host" else 4)
+    return (c + 15) // 16 * 16 + tables * kh * kw * entry
 
 
 def conv_scratch(params: tuple[int, ...], arch: str = "host") -> int:
