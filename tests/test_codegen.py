@@ -306,8 +306,8 @@ def test_cli_runtime_choices_are_the_registry():
     assert sorted(_RUNTIMES) == sorted(RUNTIMES)
 
 
-def test_import_graph_has_no_cycles():
-    """Stages depend one way (DESIGN.md): no module imports one that imports it back, even lazily."""
+def _import_edges() -> dict[str, set[str]]:
+    """mcudeploy's module graph: each module -> the mcudeploy modules it imports (lazily too)."""
     import ast
 
     root = Path(__file__).resolve().parents[1] / "mcudeploy"
@@ -330,7 +330,12 @@ def test_import_graph_has_no_cycles():
                     edges[m].add(cand if cand in mods else base)
             elif isinstance(node, ast.Import):
                 edges[m].update(a.name for a in node.names)
-    edges = {m: {t for t in ts if t in mods and t != m} for m, ts in edges.items()}
+    return {m: {t for t in ts if t in mods and t != m} for m, ts in edges.items()}
+
+
+def test_import_graph_has_no_cycles():
+    """Stages depend one way (DESIGN.md): no module imports one that imports it back, even lazily."""
+    edges = _import_edges()
 
     def reaches(start: str, goal: str) -> bool:
         seen, todo = set(), [start]
@@ -345,3 +350,26 @@ def test_import_graph_has_no_cycles():
 
     cycles = sorted({" <-> ".join(sorted((a, b))) for a in edges for b in edges[a] if reaches(b, a)})
     assert not cycles, cycles
+
+
+def test_sides_import_downwards_only():
+    """The package is grouped by side: ml/ knows nothing of firmware/ or device/, firmware/ nothing of
+    device/, and no side reaches up into the orchestration (pipeline, deploy, CLI...) that drives it."""
+    side = {"ml": 0, "firmware": 1, "device": 1}  # device/ uses ml/ (golden outputs), not firmware/
+    top = ("cli", "pipeline", "deploy", "deploy_config", "deploy_report", "demo", "report", "browser", "ci")
+    up = {f"mcudeploy.{m}" for m in (*top, "pytest_plugin")}
+
+    def side_of(mod: str) -> str | None:
+        parts = mod.split(".")
+        return parts[1] if len(parts) > 2 and parts[1] in side else None
+
+    bad = []
+    for m, targets in _import_edges().items():
+        if (s := side_of(m)) is None:
+            continue
+        for t in sorted(targets):
+            ts = side_of(t)
+            wrong_side = ts is not None and ts != s and side[ts] >= side[s]
+            if wrong_side or t in up or t.startswith("mcudeploy.cli."):
+                bad.append(f"{m} -> {t}")
+    assert not bad, bad
