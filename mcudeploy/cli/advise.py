@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ._output import emit_json
+from ._output import emit_json, json_option
 from ._training import training_options
 
 _DEFAULT_RECIPES = "ptq,qat,prune,prune-cluster,pcqat"  # mirrors mcudeploy.ml.advise.DEFAULT_RECIPES
@@ -32,9 +31,7 @@ _DEFAULT_RECIPES = "ptq,qat,prune,prune-cluster,pcqat"  # mirrors mcudeploy.ml.a
 @click.option("--sparsity", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="[0.5]")
 @click.option("--clusters", type=click.IntRange(3, 256), help="[16]")
 @click.option("--csv", "csv_out", type=click.Path(path_type=Path), help="Write the table as CSV.")
-@click.option(
-    "--json", "json_out", type=click.Path(path_type=Path), help="Write the rows as JSON ('-' = stdout)."
-)
+@json_option("Write the rows as JSON ('-' = stdout).")
 def command(
     model_path: Path,
     data: Path,
@@ -89,7 +86,7 @@ def command(
     )
     if csv_out is not None:
         write_text_atomic(csv_out, to_csv(rows))
-    if not emit_json(json_out, json.dumps([r.to_dict() for r in rows], indent=2, sort_keys=True) + "\n"):
+    if not emit_json(json_out, [r.to_dict() for r in rows]):
         _print(console, rows)
     _warn_drops(rows, names, params, FineTune(epochs, lr, batch_size, seed))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._output import emit_json
+from ._output import emit_json, json_option
 
 
 @click.command("build")
@@ -18,23 +18,18 @@ from ._output import emit_json
 )
 @click.option("--build-dir", type=click.Path(path_type=Path), help="Build folder (default: DIR/build).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Parallel compile jobs.")
-@click.option(
-    "--json", "json_out", type=click.Path(path_type=Path), help="Write the result as JSON ('-' = stdout)."
-)
+@json_option("Write the result as JSON ('-' = stdout).")
 def command(
     project_dir: Path, tflm_root: Path | None, build_dir: Path | None, jobs: int | None, json_out: Path | None
 ) -> None:
     """Build the project in DIR with CMake and arm-none-eabi-gcc."""
-    import json
 
     from ..console import console
     from ..firmware.build import build
 
     fw = build(project_dir, build_dir=build_dir, tflm_root=tflm_root, jobs=jobs)
-    if emit_json(
-        json_out,
-        json.dumps({**fw.to_dict(), "elf_path": str(fw.elf), "map_path": str(fw.map)}, indent=2) + "\n",
-    ):
+    result = {**fw.to_dict(), "elf_path": str(fw.elf), "map_path": str(fw.map)}
+    if emit_json(json_out, result, sort_keys=False):
         return
     runtime = f"{fw.runtime} runtime, {fw.kernels} kernels" if fw.kernels else f"{fw.runtime} runtime"
     console.print(f"built {fw.elf} ({runtime}, board {fw.board}); map: {fw.map}", markup=False)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._guard import claim_default
-from ._output import emit_json
+from ._output import emit_json, json_option
 
 if TYPE_CHECKING:
     from ..ml.vela import CompiledModel
@@ -60,12 +60,7 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
     type=click.Path(path_type=Path),
     help="Where to write the Vela model, report JSON and Vela's CSVs (default: beside MODEL).",
 )
-@click.option(
-    "--json",
-    "json_out",
-    type=click.Path(path_type=Path),
-    help="Also write the JSON report here ('-' = stdout).",
-)
+@json_option("Also write the JSON report here ('-' = stdout).")
 @click.option(
     "--max-cpu-ops", type=click.IntRange(min=0), help="Gate: fail if more ops fall back to the CPU."
 )
@@ -152,7 +147,7 @@ def command(
         claim_default("-o", out / name, kind)
     compiled = vela.compile_for_npu(model, **opts, out_dir=out)
     report = compiled.report
-    if not emit_json(json_out, vela.report_json(report)):
+    if not emit_json(json_out, report.to_dict(), sort_keys=False):
         _print_report(compiled, layers)
     _note(f"Vela model: {compiled.path}")
     # Gates run after the report is shown, so a failure still leaves the numbers in front of the user.

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from ._output import emit_json
+from ._output import emit_json, json_option
 
 
 @click.command("evaluate")
@@ -68,14 +67,7 @@ from ._output import emit_json
     show_default=True,
     help="Samples the per-layer comparison runs on.",
 )
-@click.option(
-    "--json",
-    "json_out",
-    is_flag=False,
-    flag_value="-",
-    type=click.Path(path_type=Path, allow_dash=True),
-    help="Write the evaluation as JSON to a file, or to stdout with a bare --json.",
-)
+@json_option("Write the evaluation as JSON to a file, or to stdout with a bare --json.", bare=True)
 def command(
     int8_path: Path,
     data_path: Path,
@@ -119,7 +111,7 @@ def command(
         limit=limit,
         per_layer_samples=per_layer_samples if per_layer else None,
     )
-    if not emit_json(json_out, json.dumps(ev.to_dict(), indent=2, sort_keys=True) + "\n"):
+    if not emit_json(json_out, ev.to_dict()):
         print_evaluation(ev)
         if per_layer:
             print_layer_errors(ev.per_layer, min(per_layer_samples, ev.samples))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ._output import emit_json
+from ._output import emit_json, json_option
 from ._training import training_options
 
 # Mirrors mcudeploy.ml.optimize (kept literal so --help does not import TensorFlow).
@@ -57,9 +56,7 @@ _INITS = ("kmeans++", "linear", "density", "random")
     metavar="PP",
     help="Gate: exit 1 if int8 accuracy falls more than PP points below plain int8 of MODEL.",
 )
-@click.option(
-    "--json", "json_out", type=click.Path(path_type=Path), help="Write the report as JSON ('-' = stdout)."
-)
+@json_option("Write the report as JSON ('-' = stdout).")
 def command(
     model_path: Path,
     data: Path,
@@ -135,7 +132,7 @@ def command(
     if tflite is not None:
         write_bytes_atomic(tflite, cmp.optimized_int8.data)
     report = {**cmp.to_dict(), "output": out.name, "tflite": tflite.name if tflite else None}
-    if not emit_json(json_out, json.dumps(report, indent=2, sort_keys=True) + "\n"):
+    if not emit_json(json_out, report):
         _print(console, report, out, tflite)
     # Checked after everything is written and shown, so a failed gate leaves the numbers behind.
     a = cmp.accuracy

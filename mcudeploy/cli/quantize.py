@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import click
 
 from ._guard import claim_default
-from ._output import emit_json
+from ._output import emit_json, json_option
 
 _IO_DTYPES = ("int8", "uint8", "int16", "float32")  # mirrors mcudeploy.ml.quantize.IO_DTYPES (fast --help)
 
@@ -81,9 +80,7 @@ def _range(ctx: click.Context, param: click.Parameter, value: str) -> tuple[floa
     type=click.Path(path_type=Path),
     help="Output .tflite (default: MODEL_int8.tflite / MODEL_16x8.tflite beside MODEL).",
 )
-@click.option(
-    "--json", "json_out", type=click.Path(path_type=Path), help="Also write a JSON summary ('-' = stdout)."
-)
+@json_option("Also write a JSON summary ('-' = stdout).")
 @click.option(
     "--gate-docs",
     is_flag=True,
@@ -143,7 +140,7 @@ def command(
     out = output or claim_default("-o", model_path.with_name(result.model.source), "tflite")
     write_bytes_atomic(out, result.model.data)
     summary = {**result.to_dict(), "output": str(out)}
-    if not emit_json(json_out, json.dumps(summary, indent=2, sort_keys=True) + "\n"):
+    if not emit_json(json_out, summary):
         _print_summary(console, summary, len(result.model.operators))
     if result.samples < samples:
         err_console.print(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ._output import emit_json
+from ._output import emit_json, json_option
 
 _KERNELS = ("cmsis-nn", "reference")  # mirrors mcudeploy.setup.tflm (keeps --help fast)
 _NPUS = ("ethos-u55", "ethos-u65", "ethos-u85", "ethos-u")
@@ -69,9 +68,7 @@ def _cpu_choice() -> click.Choice:
 @click.option("--commit", help="tflite-micro commit (default: the one this mcudeploy is tested with).")
 @click.option("--sha256", help="Expected sha256 of a --from URL (default: URL.sha256 beside it).")
 @click.option("--force", is_flag=True, help="Install again even if the cache has it.")
-@click.option(
-    "--json", "json_out", type=click.Path(path_type=Path), help="Write the result as JSON ('-' = stdout)."
-)
+@json_option("Write the result as JSON ('-' = stdout).")
 def tflm_command(
     kernels: str,
     npu: str | None,
@@ -106,7 +103,7 @@ def tflm_command(
     )
     tree = item.path / str(item.manifest.get("tree", "tree"))
     result = {"tree": str(tree), "cached": item.cached, **item.manifest}
-    if emit_json(json_out, json.dumps(result, indent=2, sort_keys=True) + "\n"):
+    if emit_json(json_out, result):
         return
     state = "already installed" if item.cached else "installed"
     console.print(f"TFLite Micro {options.commit[:12]} ({options.describe()}) {state}: {tree}", markup=False)
@@ -174,15 +171,13 @@ def fvp_command(name: str, accept_eula: bool, source: str | None, force: bool) -
 
 
 @command.command("status", epilog=EPILOG)
-@click.option(
-    "--json", "json_out", type=click.Path(path_type=Path), help="Write the result as JSON ('-' = stdout)."
-)
+@json_option("Write the result as JSON ('-' = stdout).")
 def status_command(json_out: Path | None) -> None:
     """What is installed in the cache, its version and path, and what each item unlocks."""
     from ..setup.status import status
 
     report = status()
-    if emit_json(json_out, json.dumps(report, indent=2, sort_keys=True) + "\n"):
+    if emit_json(json_out, report):
         return
     from ..console import console
 
