@@ -1,7 +1,7 @@
 /* int8 kernels with TFLite's reference arithmetic (the rounding of TFLM's reference kernels).
  *
  * Written for mcudeploy from the published arithmetic (gemmlowp fixed point, TFLite quantization
- * utilities); parameter layouts are the enums below, mirrored by mcudeploy/runtime_c/lower.py.
+ * utilities); parameter layouts are the enums below, mirrored by mcudeploy/firmware/runtime_c/lower.py.
  */
 #include "mcd_kernels.h"
 

@@ -2,7 +2,7 @@
  *
  * Every kernel has the same shape so generated code, host tests (ctypes) and firmware call it alike:
  *   p   - int32 parameters precomputed at generation time (layout documented per kernel in mcd_kernels.c
- *         and mirrored by mcudeploy/runtime_c/lower.py),
+ *         and mirrored by mcudeploy/firmware/runtime_c/lower.py),
  *   in  - input pointers (activations in the arena, constant weights/biases in flash),
  *   out - the output buffer.
  */

@@ -1,7 +1,7 @@
 /* Kernels for data movement (TRANSPOSE, STRIDED_SLICE, SPLIT, SPLIT_V, UNPACK through one strided
  * gather, any element size), int8 RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR, SUB and TRANSPOSE_CONV, with the arithmetic of
  * TFLite Micro's reference kernels. Index tables and multipliers are computed at generation time by
- * mcudeploy/runtime_c/lower_ops.py, which writes the parameter layouts documented here.
+ * mcudeploy/firmware/runtime_c/lower_ops.py, which writes the parameter layouts documented here.
  */
 #include "mcd_kernels_ops.h"
 

@@ -1,6 +1,6 @@
 /* mcudeploy standalone C runtime: data-movement, resize, SUB and TRANSPOSE_CONV kernels.
  * Same calling convention as mcd_kernels.h; parameter layouts in mcd_kernels_ops.c, mirrored by
- * mcudeploy/runtime_c/lower_ops.py. */
+ * mcudeploy/firmware/runtime_c/lower_ops.py. */
 #ifndef MCD_KERNELS_OPS_H
 #define MCD_KERNELS_OPS_H
 

@@ -1,5 +1,5 @@
 /* Host test runtime: a small int8 layer with fixed weights, so replies depend on every input byte.
- * Reference in Python: mcudeploy.protocol_host.toy_layer (same arithmetic, same rounding).
+ * Reference in Python: mcudeploy.device.protocol_host.toy_layer (same arithmetic, same rounding).
  *   out[i] = clamp((sum_j in[j] * w(i, j) + 8) >> 4, -128, 127),  w(i, j) = ((i * 7 + j * 3) % 11) - 5
  */
 #include <stdint.h>
