@@ -400,25 +400,17 @@ def _strip(stage: str, model: Any, stages: tuple[str, ...]) -> Any:
 
 def _progress_callback(description: str, epochs: int, enabled: bool) -> Any:
     """A rich progress bar over fine-tuning batches (hidden when stderr is not a terminal)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    from ..console import err_console
+    from ..console import progress_bar
     from ._tf import tensorflow
 
     tf = tensorflow()
 
     class Bar(tf.keras.callbacks.Callback):  # type: ignore[misc, name-defined]
         def on_train_begin(self, logs: Any = None) -> None:
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[metrics]}"),
-                TimeRemainingColumn(),
-                console=err_console,
-                transient=True,
-                disable=not (enabled and err_console.is_terminal),
-            )
+            metrics = TextColumn("{task.fields[metrics]}")
+            self.bar = progress_bar(MofNCompleteColumn(), metrics, TimeRemainingColumn(), enabled=enabled)
             steps = self.params.get("steps") or 0
             self.task = self.bar.add_task(description, total=steps * epochs, metrics="")
             self.bar.start()
