@@ -182,12 +182,21 @@ static inline int32_t smmulr(int32_t a, int32_t b) /* (a * b + 2^31) >> 32 */
 #endif
 }
 
-/* mbqm_pos(acc, m, shift) + ooff on the fast domain; ko = 2 * ooff + 1, ~shift = e - 1 */
-static inline int32_t requant_fast(int32_t acc, int32_t m, int32_t shift, int32_t ko)
+/* mbqm_pos(acc, m, shift) + ooff on the fast domain; c = (2 * ooff + 1) << (e - 1), per channel */
+static inline int32_t requant_fast_c(int32_t acc, int32_t m, int32_t shift, int32_t c)
 {
     const int32_t h = smmulr((int32_t)((uint32_t)acc << 1), m);
-    const int32_t c = (int32_t)((uint32_t)ko << ~shift);
     return (h + c + (h >> 31)) >> -shift;
+}
+
+static inline int32_t fast_c(int32_t ko, int32_t shift) /* ko = 2 * ooff + 1; ~shift = e - 1 */
+{
+    return (int32_t)((uint32_t)ko << ~shift);
+}
+
+static inline int32_t requant_fast(int32_t acc, int32_t m, int32_t shift, int32_t ko)
+{
+    return requant_fast_c(acc, m, shift, fast_c(ko, shift));
 }
 
 static inline int8_t sat8(int32_t v)
@@ -210,15 +219,42 @@ static inline rq_t rq_make(int32_t fast, int32_t ooff, int32_t lo, int32_t hi)
     return r;
 }
 
-/* one output byte through path F (a literal: the callers branch once per group of outputs) */
-static inline __attribute__((always_inline)) int8_t rq_one(int F, int32_t acc, int32_t m, int32_t s, const rq_t *r)
+/* one output byte through path F (a literal: the callers branch once per group of outputs); c is
+ * rq_c(F, s, r), shared by the outputs of one channel */
+static inline __attribute__((always_inline)) int8_t rq_out(int F, int32_t acc, int32_t m, int32_t s, int32_t c,
+                                                           const rq_t *r)
 {
-    if (F == 2) return sat8(requant_fast(acc, m, s, r->ko));
-    if (F == 1) return (int8_t)clamp32(requant_fast(acc, m, s, r->ko), r->lo, r->hi);
+    if (F == 2) return sat8(requant_fast_c(acc, m, s, c));
+    if (F == 1) return (int8_t)clamp32(requant_fast_c(acc, m, s, c), r->lo, r->hi);
     return requant1(acc, m, s, r->ooff, r->lo, r->hi);
 }
 
-/* run the statement (which uses rq_one(F, ...)) with F the layer's path as a constant */
+static inline __attribute__((always_inline)) int32_t rq_c(int F, int32_t s, const rq_t *r)
+{
+    return F ? fast_c(r->ko, s) : 0;
+}
+
+static inline __attribute__((always_inline)) int8_t rq_one(int F, int32_t acc, int32_t m, int32_t s, const rq_t *r)
+{
+    return rq_out(F, acc, m, s, rq_c(F, s, r), r);
+}
+
+/* 4 consecutive channels of one pixel (acc with bias): every constant is read before the first store
+ * (int8 stores may alias the tables, which would make the compiler read them again) */
+static inline __attribute__((always_inline)) void rq4(int F, int32_t a0, int32_t a1, int32_t a2, int32_t a3,
+                                                      const int32_t *mult, const int32_t *shift, const rq_t *r,
+                                                      int8_t *dst)
+{
+    const int32_t s0 = shift[0], s1 = shift[1], s2 = shift[2], s3 = shift[3];
+    const int8_t v0 = rq_out(F, a0, mult[0], s0, rq_c(F, s0, r), r), v1 = rq_out(F, a1, mult[1], s1, rq_c(F, s1, r), r);
+    const int8_t v2 = rq_out(F, a2, mult[2], s2, rq_c(F, s2, r), r), v3 = rq_out(F, a3, mult[3], s3, rq_c(F, s3, r), r);
+    dst[0] = v0;
+    dst[1] = v1;
+    dst[2] = v2;
+    dst[3] = v3;
+}
+
+/* run the statement (which uses rq_out/rq_one/rq4(F, ...)) with F the layer's path as a constant */
 #define RQ_PATHS(r, ...)                                                                                \
     do {                                                                                                \
         if ((r)->fast == 2) {                                                                           \
@@ -312,10 +348,8 @@ static __attribute__((noinline)) void gemv_requant(const int8_t *x, const int8_t
             a3 += wp[3 * k + j] * v;
         }
         if (O - o >= 4) {
-            RQ_PATHS(r, out[o] = rq_one(F, a0 + bias[o], mult[o], shift[o], r);
-                     out[o + 1] = rq_one(F, a1 + bias[o + 1], mult[o + 1], shift[o + 1], r);
-                     out[o + 2] = rq_one(F, a2 + bias[o + 2], mult[o + 2], shift[o + 2], r);
-                     out[o + 3] = rq_one(F, a3 + bias[o + 3], mult[o + 3], shift[o + 3], r));
+            const int32_t *b = bias + o;
+            RQ_PATHS(r, rq4(F, a0 + b[0], a1 + b[1], a2 + b[2], a3 + b[3], mult + o, shift + o, r, out + o));
         } else {
             const int32_t a[4] = {a0, a1, a2, a3};
             for (int32_t j = 0; j < O - o; ++j)
@@ -355,9 +389,10 @@ static void expand_pairs(const int8_t *x, int32_t K, int32_t *xe)
 static __attribute__((noinline)) void gemv2_requant(const int8_t *x0, const int8_t *x1, const int32_t *e0,
                                                     const int32_t *e1, const int8_t *w, int32_t K, int32_t O,
                                                     const int32_t *bias, const int32_t *mult,
-                                                    const int32_t *shift, const rq_t *r, int8_t *out0,
+                                                    const int32_t *shift, const rq_t *rin, int8_t *out0,
                                                     int8_t *out1)
 {
+    const rq_t rq = *rin, *r = &rq; /* a local copy: the output stores cannot alias it */
     const int32_t block = 4 * K, full = K >> 4, tail = K & 15;
     for (int32_t o = 0; o < O; o += 4, w += block) {
         const int32_t rows = O - o < 4 ? O - o : 4;
@@ -389,12 +424,22 @@ static __attribute__((noinline)) void gemv2_requant(const int8_t *x0, const int8
                 a11 += t1[j] * q1[j];
             }
             const int32_t i = o + h;
-            RQ_PATHS(r, out0[i] = rq_one(F, a00 + bias[i], mult[i], shift[i], r);
-                     out1[i] = rq_one(F, a01 + bias[i], mult[i], shift[i], r);
-                     if (h + 1 < rows) {
-                         out0[i + 1] = rq_one(F, a10 + bias[i + 1], mult[i + 1], shift[i + 1], r);
-                         out1[i + 1] = rq_one(F, a11 + bias[i + 1], mult[i + 1], shift[i + 1], r);
-                     });
+            /* each channel's constants once for both pixels, all read before the first store */
+            RQ_PATHS(r, {
+                const int32_t b0 = bias[i], m0 = mult[i], s0 = shift[i], c0 = rq_c(F, s0, r);
+                const int8_t v00 = rq_out(F, a00 + b0, m0, s0, c0, r), v01 = rq_out(F, a01 + b0, m0, s0, c0, r);
+                if (h + 1 < rows) {
+                    const int32_t b1 = bias[i + 1], m1 = mult[i + 1], s1 = shift[i + 1], c1 = rq_c(F, s1, r);
+                    const int8_t v10 = rq_out(F, a10 + b1, m1, s1, c1, r), v11 = rq_out(F, a11 + b1, m1, s1, c1, r);
+                    out0[i] = v00;
+                    out1[i] = v01;
+                    out0[i + 1] = v10;
+                    out1[i + 1] = v11;
+                } else {
+                    out0[i] = v00;
+                    out1[i] = v01;
+                }
+            });
         }
     }
 }
@@ -524,14 +569,16 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
 #ifndef MCD_MVE
 /* noinline: inlined into the pixel loop its 4 accumulators spill on Cortex-M4 */
 static __attribute__((noinline)) void dw_taps_requant(const int8_t *const *tp, int32_t T, const int8_t *w, int32_t C,
-                            const int32_t *bias, const int32_t *mult, const int32_t *shift, const rq_t *r,
+                            const int32_t *bias, const int32_t *mult, const int32_t *shift, const rq_t *rin,
                             int8_t *y)
 {
+    const rq_t rq = *rin, *r = &rq; /* a local copy: the output stores cannot alias it */
     int32_t c0 = 0;
 #ifdef MCD_DSP
     for (; c0 + 4 <= C; c0 += 4) { /* channels c0..c0+3 of a word: bytes 0/2 and 1/3 as halfword pairs */
         int32_t a0 = bias[c0], a1 = bias[c0 + 1], a2 = bias[c0 + 2], a3 = bias[c0 + 3];
         const int8_t *wp = w + c0;
+#pragma GCC unroll 3
         for (int32_t t = 0; t < T; ++t, wp += C) {
             const uint32_t vx = ld32(tp[t] + c0), vw = ld32(wp);
             const int32_t x02 = __sxtb16(vx), x13 = sxtb16_ror8(vx);
@@ -541,10 +588,7 @@ static __attribute__((noinline)) void dw_taps_requant(const int8_t *const *tp, i
             a1 = __smlabb(x13, w13, a1);
             a3 = __smlatt(x13, w13, a3);
         }
-        RQ_PATHS(r, y[c0] = rq_one(F, a0, mult[c0], shift[c0], r);
-                 y[c0 + 1] = rq_one(F, a1, mult[c0 + 1], shift[c0 + 1], r);
-                 y[c0 + 2] = rq_one(F, a2, mult[c0 + 2], shift[c0 + 2], r);
-                 y[c0 + 3] = rq_one(F, a3, mult[c0 + 3], shift[c0 + 3], r));
+        RQ_PATHS(r, rq4(F, a0, a1, a2, a3, mult + c0, shift + c0, r, y + c0));
     }
 #endif
     for (; c0 < C; ++c0) {
