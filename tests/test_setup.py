@@ -389,6 +389,61 @@ def test_builds_find_the_tree_setup_made_current(cache_dir: Path, monkeypatch: p
     assert build_mod.find_tflm_root(None) == other.resolve()  # the variable still wins
 
 
+def _fake_tflm_tree(stage: Path, npu: str | None = None) -> dict[str, object]:
+    from mcudeploy.firmware import build as build_mod
+
+    for f in build_mod.TFLM_REQUIRED + (build_mod.TFLM_NPU_REQUIRED if npu else ()):
+        (stage / "tree" / f).parent.mkdir(parents=True, exist_ok=True)
+        (stage / "tree" / f).write_text("")
+    return {"name": "tflite-micro", "version": "c0ffee", "tree": "tree", "options": {"npu": npu}}
+
+
+def _next_line(capsys: pytest.CaptureFixture[str]) -> str:
+    out = " ".join(capsys.readouterr().out.split())
+    return out[out.index("next: ") :]
+
+
+def test_generate_says_the_build_command_that_works_from_here(
+    cache_dir: Path, digits_int8_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The "next:" hint of a tflm project follows the build's own tree search: how to get a tree when
+    there is none, the plain build command (and the tree) when setup installed one or the variable names
+    one, --tflm-root when the variable is wrong (it wins); an NPU model asks for an NPU tree."""
+    monkeypatch.delenv("MCUDEPLOY_TFLM_ROOT", raising=False)
+    proj = tmp_path / "p"
+
+    def generate(*extra: object, model: Path = digits_int8_path, board: str = "qemu-an547") -> str:
+        assert cli_run("generate", model, "-b", board, "-r", "tflm", "-o", proj, *extra) == 0
+        return _next_line(capsys)
+
+    assert generate() == (
+        f"next: mcudeploy setup tflm, then mcudeploy build {proj} "
+        f"(or: mcudeploy build {proj} --tflm-root TFLM_TREE)"
+    )
+    item = cache.install("tflm", "t1", _fake_tflm_tree)
+    cache.set_current("tflm", item)
+    tree = (item.path / "tree").resolve()
+    assert generate() == f"next: mcudeploy build {proj} (TFLite Micro tree {tree}, from mcudeploy setup tflm)"
+    monkeypatch.setenv("MCUDEPLOY_TFLM_ROOT", str(tree))
+    assert generate() == f"next: mcudeploy build {proj} (TFLite Micro tree {tree}, from MCUDEPLOY_TFLM_ROOT)"
+    monkeypatch.setenv("MCUDEPLOY_TFLM_ROOT", str(tmp_path / "nowhere"))
+    line = generate()
+    assert line.startswith(f"next: mcudeploy build {proj} --tflm-root TFLM_TREE (MCUDEPLOY_TFLM_ROOT: ")
+    assert "nowhere" in line and "setup tflm" not in line
+    assert cli_run("generate", digits_int8_path, "-b", "qemu-an547", "-r", "c", "-o", proj) == 0
+    assert _next_line(capsys) == f"next: mcudeploy build {proj}"
+    # a Vela model: the installed tree has no Ethos-U kernel, so the hint asks for one that has
+    monkeypatch.delenv("MCUDEPLOY_TFLM_ROOT")
+    assert cli_run("compile", digits_int8_path, "-b", "corstone-300", "-o", tmp_path / "vela") == 0
+    capsys.readouterr()
+    vela_model = tmp_path / "vela" / f"{digits_int8_path.stem}_vela.tflite"
+    line = generate("--reference", digits_int8_path, model=vela_model, board="corstone-300")
+    assert line.startswith("next: mcudeploy setup tflm --npu ethos-u55, then mcudeploy build ")
+    npu_item = cache.install("tflm", "t2", lambda s: _fake_tflm_tree(s, "ethos-u55"))
+    line = generate("--reference", digits_int8_path, model=vela_model, board="corstone-300")
+    assert line.startswith(f"next: mcudeploy build {proj} (TFLite Micro tree {npu_item.path / 'tree'}")
+
+
 def test_setup_status_lists_what_is_installed(cache_dir: Path, capsys) -> None:
     assert cli_run("setup", "status") == 0
     assert "nothing installed" in capsys.readouterr().out

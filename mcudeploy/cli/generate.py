@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from ..boards import Board
+    from ..firmware.codegen import Project
+    from ..ml.model import Model
 
 _RUNTIMES = ("tflm", "c")  # mirrors mcudeploy.firmware.runtimes.RUNTIMES (tested); literal: fast --help
 
@@ -104,5 +110,28 @@ def command(
         f"arena {project.arena_bytes:,} B"
     )
     console.print(project.fit.table(), markup=False)
-    tflm = " --tflm-root TFLM_TREE" if project.needs_tflm else ""
-    console.print(f"next: mcudeploy build {project.path}{tflm}", markup=False)
+    console.print(_next_step(project, b, model), markup=False)
+
+
+def _next_step(project: Project, board: Board, model: Model) -> str:
+    """The build command that works from here: a TFLM project names the tree the build will find
+    (the same search as the build), or how to get one when there is none."""
+    import os
+
+    from ..errors import ToolMissingError
+    from ..firmware.build import TFLM_ENV, find_tflm_root
+    from ..ml.model import NPU_CUSTOM_OP
+
+    cmd = f"mcudeploy build {project.path}"
+    if not project.needs_tflm:
+        return f"next: {cmd}"
+    npu = NPU_CUSTOM_OP in model.op_names()
+    try:
+        root = find_tflm_root(None, npu=npu)
+    except ToolMissingError as e:
+        if os.environ.get(TFLM_ENV):  # it wins over an installed tree: a setup would not help
+            return f"next: {cmd} --tflm-root TFLM_TREE  ({TFLM_ENV}: {e.message})"
+        setup = "mcudeploy setup tflm" + (f" --npu {board.npu.type}" if npu and board.npu else "")
+        return f"next: {setup}, then {cmd}  (or: {cmd} --tflm-root TFLM_TREE)"
+    source = TFLM_ENV if os.environ.get(TFLM_ENV) else "mcudeploy setup tflm"
+    return f"next: {cmd}  (TFLite Micro tree {root}, from {source})"
