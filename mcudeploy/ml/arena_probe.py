@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ._tf import captured_fd2
+
 DEFAULT_ARENA = 4 * 1024 * 1024
 MAX_ARENA = 512 * 1024 * 1024
 PROBE_SECONDS = 60  # one probe that runs longer than this is hung in native code: "does not fit"
@@ -49,18 +51,9 @@ def _run(data: bytes, inputs: list[tuple[tuple[int, ...], str]], size: int) -> A
 def recorded_allocation(data: bytes, inputs: list[tuple[tuple[int, ...], str]]) -> int:
     """Bytes TFLM records as allocated with the default arena (raises RuntimeError if it cannot run)."""
     interp = _run(data, inputs, DEFAULT_ARENA)
-    r, w = os.pipe()
-    saved = os.dup(2)
-    try:
-        os.dup2(w, 2)
+    with captured_fd2() as captured:
         interp.print_allocations()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(w)
-    with os.fdopen(r, "rb") as f:
-        text = f.read()
-    m = _ALLOC_RE.search(text)
+    m = _ALLOC_RE.search(b"".join(captured))
     if not m:  # pragma: no cover - depends on the tflite-micro build
         raise RuntimeError("the tflite-micro runtime did not report its arena allocation")
     return int(m.group(1))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,11 +18,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ToolMissingError, UnsupportedError
-from ._tf import captured_fd2
+from .arena_probe import DEFAULT_ARENA
 from .model import Model
 
-_ALLOC_RE = re.compile(rb"Arena allocation total (\d+) bytes")
-DEFAULT_ARENA = 4 * 1024 * 1024
 _PROBE_MODULE = "mcudeploy.ml.arena_probe"  # the child that searches (tests swap in one that crashes)
 _PKG_PARENT = str(Path(__file__).resolve().parents[2])  # so the child imports this mcudeploy
 
@@ -76,15 +73,6 @@ class HostTFLM:
         """Run a single-input, single-output model over a batch; returns outputs stacked on axis 0."""
         outs = [self.run(sample)[0].reshape(self._out[0].shape[1:] or (1,)) for sample in x]
         return np.stack(outs) if outs else np.zeros((0, *self._out[0].shape[1:]), self._out[0].dtype)
-
-    def allocation_report(self) -> int:
-        """Bytes TFLM allocated in the arena for this model (its recorded allocation)."""
-        with captured_fd2() as captured:
-            self._interp.print_allocations()
-        m = _ALLOC_RE.search(b"".join(captured))
-        if not m:  # pragma: no cover - depends on the tflite-micro build
-            raise ToolMissingError("the tflite-micro runtime did not report its arena allocation")
-        return int(m.group(1))
 
 
 def run_tflm(model: Model, x: np.ndarray) -> np.ndarray:
