@@ -269,6 +269,74 @@ static inline __attribute__((always_inline)) void rq4(int F, int32_t a0, int32_t
         }                                                                                               \
     } while (0)
 
+#if defined(MCD_MVE)
+/* MultiplyByQuantizedMultiplier of 4 lanes; rs: every shift is a right shift of >= 1 bit, so
+ * RoundingDivideByPOT's fixup is -1 on negative values (as the layer's FASTRQ flag guarantees) */
+static inline __attribute__((always_inline)) int32x4_t mve_rq(int32x4_t acc, int32x4_t m, int32x4_t s, int rs)
+{
+    if (!rs) return mve_mbqm(acc, m, s);
+    const int32x4_t v = vqrdmulhq_s32(acc, m);
+    return vrshlq_s32(vaddq_s32(v, vshrq_n_s32(v, 31)), s);
+}
+
+/* gemv_requant on Helium: per block of 4 rows, 16 bytes of x against the 4 rows' chunks (VMLADAVA), the
+ * loop written out (gcc adds a copy and pointer arithmetic per chunk), the 4 sums moved into one vector
+ * two at a time, then requantized together */
+static inline __attribute__((always_inline)) void gemv_mve(const int8_t *x, const int8_t *w, int32_t K, int32_t O,
+                                                           const int32_t *bias, const int32_t *mult,
+                                                           const int32_t *shift, int32_t ooff, int32_t lo,
+                                                           int32_t hi, int8_t *out, int rs)
+{
+    const int32_t full = K >> 4, tail = K & 15;
+    const mve_pred16_t ptail = vctp8q((uint32_t)tail);
+    for (int32_t o = 0; o < O; o += 4) {
+        const int8_t *xp = x;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        if (full) {
+            int8x16_t vx, t0, t1;
+            __asm__ volatile("dls lr, %[n]\n"
+                             "1:\n\t"
+                             "vldrb.8 %q[vx], [%[xp]], #16\n\t"
+                             "vldrb.8 %q[t0], [%[wp], #16]\n\t"
+                             "vldrb.8 %q[t1], [%[wp], #32]\n\t"
+                             "vmladava.s8 %[a1], %q[t0], %q[vx]\n\t"
+                             "vldrb.8 %q[t0], [%[wp], #48]\n\t"
+                             "vmladava.s8 %[a2], %q[t1], %q[vx]\n\t"
+                             "vldrb.8 %q[t1], [%[wp]], #64\n\t"
+                             "vmladava.s8 %[a3], %q[t0], %q[vx]\n\t"
+                             "vmladava.s8 %[a0], %q[t1], %q[vx]\n\t"
+                             "le lr, 1b\n"
+                             : [a0] "+Te"(a0), [a1] "+Te"(a1), [a2] "+Te"(a2), [a3] "+Te"(a3), [vx] "=&w"(vx),
+                               [t0] "=&w"(t0), [t1] "=&w"(t1), [xp] "+r"(xp), [wp] "+r"(w)
+                             : [n] "r"(full)
+                             : "lr", "memory");
+        }
+        if (tail) { /* each row's last K % 16 bytes, predicated */
+            const int8x16_t vx = vldrbq_z_s8(xp, ptail);
+            a0 = vmladavaq_s8(a0, vldrbq_z_s8(w, ptail), vx);
+            a1 = vmladavaq_s8(a1, vldrbq_z_s8(w + tail, ptail), vx);
+            a2 = vmladavaq_s8(a2, vldrbq_z_s8(w + 2 * tail, ptail), vx);
+            a3 = vmladavaq_s8(a3, vldrbq_z_s8(w + 3 * tail, ptail), vx);
+            w += 4 * tail;
+        }
+        int32x4_t acc = vdupq_n_s32(a0);
+        acc = vsetq_lane_s32(a1, acc, 1);
+        acc = vsetq_lane_s32(a2, acc, 2);
+        acc = vsetq_lane_s32(a3, acc, 3);
+        if (O - o >= 4) {
+            acc = vaddq_s32(acc, vldrwq_s32(bias + o));
+            acc = vaddq_n_s32(mve_rq(acc, vldrwq_s32(mult + o), vldrwq_s32(shift + o), rs), ooff);
+            vstrbq_s32(out + o, vminq_s32(vmaxq_s32(acc, vdupq_n_s32(lo)), vdupq_n_s32(hi)));
+        } else {
+            const mve_pred16_t p4 = vctp32q((uint32_t)(O - o));
+            acc = vaddq_s32(acc, vldrwq_z_s32(bias + o, p4));
+            acc = vaddq_n_s32(mve_rq(acc, vldrwq_z_s32(mult + o, p4), vldrwq_z_s32(shift + o, p4), rs), ooff);
+            vstrbq_p_s32(out + o, vminq_s32(vmaxq_s32(acc, vdupq_n_s32(lo)), vdupq_n_s32(hi)), p4);
+        }
+    }
+}
+#endif
+
 /* out[o] = requant(bias[o] + sum_k w[o][k] * x[k]) for o < O: the inner loop of CONV_2D (one output
  * pixel, x its im2col patch) and FULLY_CONNECTED (one batch row). w is in the generator's blocked layout
  * (lower.py blocked_rows): per block of 4 rows, the rows' 16-byte chunks side by side ([K/16][4][16]),
@@ -284,40 +352,9 @@ static __attribute__((noinline)) void gemv_requant(const int8_t *x, const int8_t
     (void)fast;
 #endif
 #if defined(MCD_MVE)
-    const int32_t full = K >> 4, tail = K & 15;
-    const mve_pred16_t ptail = vctp8q((uint32_t)tail);
-    for (int32_t o = 0; o < O; o += 4, w += block) { /* 4 rows share each input vector */
-        const int8_t *wp = w, *xp = x;
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        for (int32_t k = full; k > 0; --k, xp += 16, wp += 64) {
-            const int8x16_t vx = vldrbq_s8(xp);
-            a0 = vmladavaq_s8(a0, vldrbq_s8(wp), vx);
-            a1 = vmladavaq_s8(a1, vldrbq_s8(wp + 16), vx);
-            a2 = vmladavaq_s8(a2, vldrbq_s8(wp + 32), vx);
-            a3 = vmladavaq_s8(a3, vldrbq_s8(wp + 48), vx);
-        }
-        if (tail) { /* each row's last K % 16 bytes, predicated */
-            const int8x16_t vx = vldrbq_z_s8(xp, ptail);
-            a0 = vmladavaq_s8(a0, vldrbq_z_s8(wp, ptail), vx);
-            a1 = vmladavaq_s8(a1, vldrbq_z_s8(wp + tail, ptail), vx);
-            a2 = vmladavaq_s8(a2, vldrbq_z_s8(wp + 2 * tail, ptail), vx);
-            a3 = vmladavaq_s8(a3, vldrbq_z_s8(wp + 3 * tail, ptail), vx);
-        }
-        int32x4_t acc = vdupq_n_s32(a0);
-        acc = vsetq_lane_s32(a1, acc, 1);
-        acc = vsetq_lane_s32(a2, acc, 2);
-        acc = vsetq_lane_s32(a3, acc, 3);
-        if (O - o >= 4) {
-            acc = vaddq_s32(acc, vldrwq_s32(bias + o));
-            vstrbq_s32(out + o, mve_requant(acc, vldrwq_s32(mult + o), vldrwq_s32(shift + o), ooff, lo, hi));
-        } else {
-            const mve_pred16_t p4 = vctp32q((uint32_t)(O - o));
-            acc = vaddq_s32(acc, vldrwq_z_s32(bias + o, p4));
-            const int32x4_t v =
-                mve_requant(acc, vldrwq_z_s32(mult + o, p4), vldrwq_z_s32(shift + o, p4), ooff, lo, hi);
-            vstrbq_p_s32(out + o, v, p4);
-        }
-    }
+    (void)block;
+    if (fast) gemv_mve(x, w, K, O, bias, mult, shift, ooff, lo, hi, out, 1);
+    else gemv_mve(x, w, K, O, bias, mult, shift, ooff, lo, hi, out, 0);
 #elif defined(MCD_DSP)
     for (int32_t o = 0; o < O; o += 4, w += block) {
         const int8_t *wp = w, *xp = x;
@@ -606,22 +643,14 @@ static __attribute__((noinline)) void dw_taps_requant(const int8_t *const *tp, i
  * channels {0,2,4,6} and {1,3,5,7}: the lowering lays bias, multipliers and shifts out in that order
  * (lower.py mve_dw_blocks: per block bias, mult, shift, each even then odd), and VQMOVNB/VQMOVNT
  * interleave the results back into channel order. tap[t] is tap t's byte offset from the pixel base. */
-static inline __attribute__((always_inline)) int32x4_t dw_rq(int32x4_t acc, int32x4_t m, int32x4_t s, int rs)
-{
-    if (!rs) return mve_mbqm(acc, m, s);
-    /* every shift a right shift of >= 1 bit: RoundingDivideByPOT's fixup is -1 on negative values */
-    const int32x4_t v = vqrdmulhq_s32(acc, m);
-    return vrshlq_s32(vaddq_s32(v, vshrq_n_s32(v, 31)), s);
-}
-
 /* 8 channels: a (even) and b (odd) requantized, narrowed with saturation to int16 (order-preserving, so
  * the clamp to [lo, hi] within int8 is unchanged), offset, clamped, stored in channel order */
 static inline __attribute__((always_inline)) void dw_out8(int32x4_t a, int32x4_t b, const int32_t *rq,
                                                           int32_t ooff, int32_t lo, int32_t hi, int8_t *y,
                                                           int rs, int32_t n)
 {
-    a = dw_rq(a, vldrwq_s32(rq + 8), vldrwq_s32(rq + 16), rs);
-    b = dw_rq(b, vldrwq_s32(rq + 12), vldrwq_s32(rq + 20), rs);
+    a = mve_rq(a, vldrwq_s32(rq + 8), vldrwq_s32(rq + 16), rs);
+    b = mve_rq(b, vldrwq_s32(rq + 12), vldrwq_s32(rq + 20), rs);
     int16x8_t r = vqmovntq_s32(vqmovnbq_s32(vreinterpretq_s16_s32(a), a), b);
     r = vqaddq_n_s16(r, (int16_t)ooff);
     r = vminq_s16(vmaxq_s16(r, vdupq_n_s16((int16_t)lo)), vdupq_n_s16((int16_t)hi));
