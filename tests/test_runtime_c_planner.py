@@ -83,7 +83,7 @@ def check_plan(prog, plan: MemoryPlan) -> None:
             assert min(o.tensor, x.tensor) >= 0
             step = next(s for s in prog.steps if prog.storage(s.output) == o.tensor)
             assert o.first == x.last == prog.steps.index(step)
-            assert o.offset <= x.offset - overlap_delta(step)
+            assert o.offset <= x.offset - overlap_delta(step, plan.arch)
 
 
 chains = st.fixed_dictionaries(

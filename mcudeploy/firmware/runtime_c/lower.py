@@ -294,6 +294,19 @@ SCRATCH_FNS: dict[str, Callable[[tuple[int, ...], str], int]] = {
     "mcd_k_depthwise_conv2d": dw_scratch,
 }
 
+# Output pixels a CONV_2D / DEPTHWISE_CONV_2D kernel path computes as one group (default 1): it reads the
+# receptive fields of the whole group before or while writing any of its outputs. The planner lets an
+# output overlap its input by that rule (planner.overlap_delta): a kernel that starts computing more
+# pixels at once must raise its number here, or it would read input bytes its own outputs overwrote.
+WRITE_GROUPS: dict[str, dict[str, int]] = {
+    "mcd_k_conv2d": {"dsp": 2},  # gemv2_requant: output pixels in pairs
+    "mcd_k_depthwise_conv2d": {"mve": 4},  # dw4_mve: 4 pixels per weight load
+}
+
+
+def write_group(kernel: str, arch: str) -> int:
+    return WRITE_GROUPS.get(kernel, {}).get(arch, 1)
+
 
 def _dwconv(c: _Ctx) -> tuple[str, list[int], list[int]]:
     p, ins = _conv_like(c, True)

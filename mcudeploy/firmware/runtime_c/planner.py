@@ -7,13 +7,13 @@ lifetime), keeping the smallest peak. A buffer goes where the arena's extent gro
 below what is placed, so a chain of outputs written over their inputs can slide downwards.
 
 An op's output never shares bytes with its inputs, except where the kernel is safe with a partial
-overlap: CONV_2D and DEPTHWISE_CONV_2D (batch 1) walk output pixels in order, in groups of at most
-``GROUP`` pixels that read their whole receptive fields before or while writing the group, and never
-read an input row above the first group pixel's window again. So when the input dies at that step the
-output may start ``delta`` bytes below the input and run into it, where ``delta`` is the largest
-(group's output end - lowest input byte still read from the group on) over all groups. ADD of
-same-shape operands (one flat loop, each element, or vector of 4, read before it is written) may
-write over either operand in place (delta 0).
+overlap: CONV_2D and DEPTHWISE_CONV_2D (batch 1) walk output pixels in order, in groups of
+``write_group`` pixels (per kernel path, lower.py) that read their whole receptive fields before or while
+writing the group, and never read an input row above the first group pixel's window again. So when the
+input dies at that step the output may start ``delta`` bytes below the input and run into it, where
+``delta`` is the largest (group's output end - lowest input byte still read from the group on) over all
+groups. ADD of same-shape operands (one flat loop, each element, or vector of 4, read before it is
+written) may write over either operand in place (delta 0).
 
 A kernel's scratch (im2col patches, depthwise tap tables) is a buffer of the plan too, live during its
 one step only, so it costs arena bytes only where it adds to that step's live activations. Its size
@@ -27,10 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lower import ARCHS, Program, Step, step_scratch
+from .lower import ARCHS, Program, Step, step_scratch, write_group
 
 ALIGN = 16
-GROUP = 4  # output pixels a kernel may write together (MVE depthwise 4, DSP convolution 2, else 1)
 _CV_N, _CV_W, _CV_C, _CV_OH, _CV_OW, _CV_OC, _CV_SH, _CV_SW, _CV_PH, _CV_PW = 0, 2, 3, 4, 5, 6, 9, 10, 13, 14
 OVERLAP_KERNELS = ("mcd_k_conv2d", "mcd_k_depthwise_conv2d")  # + mcd_k_add (same shapes)
 
@@ -86,9 +85,9 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def overlap_delta(step: Step) -> int | None:
-    """Bytes the output of a step must start below its first overlap-safe input to be written over it
-    (None: the kernel is not overlap-safe for these parameters)."""
+def overlap_delta(step: Step, arch: str) -> int | None:
+    """Bytes the output of a step must start below its first overlap-safe input to be written over it,
+    on kernel path ``arch`` (None: the kernel is not overlap-safe for these parameters)."""
     p = step.params
     if step.kernel == "mcd_k_add":
         return 0 if _contiguous(p[0:4], p[4:8]) and _contiguous(p[0:4], p[8:12]) else None
@@ -101,9 +100,10 @@ def overlap_delta(step: Step) -> int | None:
     oy, ox = np.divmod(np.arange(oh * ow), ow)
     low = (np.maximum(oy * sh - ph, 0) * w + np.maximum(ox * sw - pw, 0)) * c
     need = np.minimum.accumulate(low[::-1])[::-1]
-    # a group of GROUP pixels writes its outputs while or after reading from its first pixel's need on
-    p0 = np.arange(0, oh * ow, GROUP)
-    ends = np.minimum(p0 + GROUP, oh * ow) * oc
+    # a group of pixels writes its outputs while or after reading from its first pixel's need on
+    group = write_group(step.kernel, arch)
+    p0 = np.arange(0, oh * ow, group)
+    ends = np.minimum(p0 + group, oh * ow) * oc
     delta = int(max(0, (ends - need[p0]).max())) if len(p0) else 0
     return _align(delta)
 
@@ -189,7 +189,7 @@ def plan_memory(prog: Program, arch: str = "host") -> MemoryPlan:
 
     ov: dict[tuple[int, int], int] = {}
     for i, step in enumerate(prog.steps):
-        delta = overlap_delta(step)
+        delta = overlap_delta(step, arch)
         if delta is None:
             continue
         o = prog.storage(step.output)
