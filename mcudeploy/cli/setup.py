@@ -50,12 +50,6 @@ def _tflm_options(kernels: str, npu: str | None, cpu: str, commit: str | None) -
     )
 
 
-def _cpu_choice() -> click.Choice:
-    from ..setup.tflm import CPUS
-
-    return click.Choice(CPUS)
-
-
 @command.command("tflm", epilog=EPILOG)
 @click.option(
     "--kernels", type=click.Choice(_KERNELS), default="cmsis-nn", show_default=True, help="Kernel set."
