@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import re
@@ -308,8 +309,6 @@ def test_cli_runtime_choices_are_the_registry():
 
 def _import_edges() -> dict[str, set[str]]:
     """mcudeploy's module graph: each module -> the mcudeploy modules it imports (lazily too)."""
-    import ast
-
     root = Path(__file__).resolve().parents[1] / "mcudeploy"
     mods = {
         ".".join(p.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): p
@@ -364,6 +363,78 @@ def test_wheel_ships_every_package():
     }
     assert on_disk <= listed, sorted(on_disk - listed)
     assert listed - on_disk == {"mcudeploy.boards_data", "mcudeploy.templates"}
+
+
+def _bound_names(tree: ast.Module) -> set[str]:
+    """Names a module binds at its top level (also inside top-level if/try/with blocks)."""
+    names: set[str] = set()
+
+    def walk(stmts: list[ast.stmt]) -> None:
+        for s in stmts:
+            if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(s.name)
+            elif isinstance(s, (ast.Assign, ast.AnnAssign)):
+                targets = s.targets if isinstance(s, ast.Assign) else [s.target]
+                names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+            elif isinstance(s, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in s.names)
+            elif isinstance(s, (ast.If, ast.Try, ast.With)):
+                walk([*s.body, *getattr(s, "orelse", []), *getattr(s, "finalbody", [])])
+                for h in getattr(s, "handlers", []):
+                    walk(h.body)
+
+    walk(tree.body)
+    return names
+
+
+def test_every_mcudeploy_reference_resolves():
+    """Every import of an mcudeploy module, lazy ones in function bodies included, and every
+    "mcudeploy.module[.name|:name]" string (mock targets, the runtime registry, ``python -m``) names a
+    module and a name that exist: collection alone misses a stale path in a function body or a string."""
+    repo = Path(__file__).resolve().parents[1]
+    files = {
+        p: p.relative_to(repo) for d in ("mcudeploy", "tests", "benchmarks") for p in (repo / d).rglob("*.py")
+    }
+    mods = {".".join(r.with_suffix("").parts).removesuffix(".__init__"): p for p, r in files.items()}
+    mods = {m: p for m, p in mods.items() if m.split(".")[0] == "mcudeploy"}
+    trees = {p: ast.parse(p.read_text(encoding="utf-8")) for p in files}
+    defs = {m: _bound_names(trees[p]) for m, p in mods.items()}
+    firsts = {m.split(".")[1] for m in mods if "." in m}
+    # a module's name, wherever it lives ("mcudeploy.arena_probe" is stale); cli's are also junit suites
+    firsts |= {m.rsplit(".", 1)[1] for m in mods if "." in m and not m.startswith("mcudeploy.cli.")}
+
+    def check(where: str, module: str, names: list[str]) -> str | None:
+        if module not in mods:
+            return f"{where}: no module {module}"
+        missing = [n for n in names if f"{module}.{n}" not in mods and n not in defs[module]]
+        return f"{where}: {module} has no {', '.join(missing)}" if missing else None
+
+    bad = []
+    for p, r in files.items():
+        mod = ".".join(r.with_suffix("").parts).removesuffix(".__init__")
+        pkg = mod if p.name == "__init__.py" else mod.rsplit(".", 1)[0]
+        for node in ast.walk(trees[p]):
+            where = f"{r}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.ImportFrom):
+                parts = pkg.split(".")[: len(pkg.split(".")) - node.level + 1] if node.level else []
+                base = ".".join([*parts, *([node.module] if node.module else [])])
+                if base.split(".")[0] == "mcudeploy":
+                    bad.append(check(where, base, [a.name for a in node.names if a.name != "*"]))
+            elif isinstance(node, ast.Import):
+                bad += [check(where, a.name, []) for a in node.names if a.name.split(".")[0] == "mcudeploy"]
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                ref = re.fullmatch(r"(mcudeploy(?:\.\w+)+)(?::(\w+))?", node.value)
+                if ref is None:
+                    continue
+                dotted = ref[1].split(".")
+                if dotted[1] not in firsts and not ref[2] and len(dotted) < 3:  # "mcudeploy.json": a file
+                    continue
+                known = [i for i in range(len(dotted), 0, -1) if ".".join(dotted[:i]) in mods]
+                base_len = known[0] if known else len(dotted)
+                rest = dotted[base_len:] + ([ref[2]] if ref[2] else [])
+                bad.append(check(where, ".".join(dotted[:base_len]), rest[:1]))
+    bad = [b for b in bad if b]
+    assert not bad, bad
 
 
 def test_sides_import_downwards_only():
