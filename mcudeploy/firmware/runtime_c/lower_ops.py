@@ -243,7 +243,8 @@ def _sub(c: _Ctx) -> list[Call]:
     return [("mcd_k_sub", p, list(c.op.inputs[:2]), c.op.outputs[0])]
 
 
-def _resize_head(c: _Ctx) -> tuple[list[int], int, int]:
+def _resize(c: _Ctx, kernel: str, per_axis: Callable[[int, int, bool, bool], list[int]]) -> list[Call]:
+    """A RESIZE_* op: the shapes, then ``per_axis``'s table for the rows and for the columns."""
     x, y = c.t(0), c.out
     c.int8(x, y)
     if len(x.shape) != 4 or len(y.shape) != 4:
@@ -251,10 +252,13 @@ def _resize_head(c: _Ctx) -> tuple[list[int], int, int]:
     size = c.const_ints(1)
     if list(size) != list(y.shape[1:3]):
         raise c.refuse(f"size {size} that differs from the output shape {list(y.shape)}")
-    if c.op.options.get("align_corners", False) and c.op.options.get("half_pixel_centers", False):
+    align, half = bool(c.op.options.get("align_corners")), bool(c.op.options.get("half_pixel_centers"))
+    if align and half:
         raise c.refuse("align_corners together with half_pixel_centers")
     n, h, w, ch = x.shape
-    return [n, h, w, ch, y.shape[1], y.shape[2]], h, w
+    oh, ow = y.shape[1], y.shape[2]
+    p = [n, h, w, ch, oh, ow, *per_axis(h, oh, align, half), *per_axis(w, ow, align, half)]
+    return [(kernel, p, [c.op.inputs[0]], c.op.outputs[0])]
 
 
 def _nearest(src: int, out: int, align: bool, half: bool) -> list[int]:
@@ -269,13 +273,6 @@ def _nearest(src: int, out: int, align: bool, half: bool) -> list[int]:
         j = min(j, src - 1)
         maps.append(max(0, j) if half else j)
     return maps
-
-
-def _resize_nearest(c: _Ctx) -> list[Call]:
-    head, h, w = _resize_head(c)
-    align, half = bool(c.op.options.get("align_corners")), bool(c.op.options.get("half_pixel_centers"))
-    p = head + _nearest(h, head[4], align, half) + _nearest(w, head[5], align, half)
-    return [("mcd_k_resize_nearest", p, [c.op.inputs[0]], c.op.outputs[0])]
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -294,13 +291,6 @@ def _bilinear(src: int, out: int, align: bool, half: bool) -> list[int]:
         v = i * scale + scale // 2 - (1 << 9) if half else i * scale
         vals += [v, max(_cdiv(v, 1 << 10), 0), min(_cdiv(v + (1 << 10) - 1, 1 << 10), src - 1)]
     return vals
-
-
-def _resize_bilinear(c: _Ctx) -> list[Call]:
-    head, h, w = _resize_head(c)
-    align, half = bool(c.op.options.get("align_corners")), bool(c.op.options.get("half_pixel_centers"))
-    p = head + _bilinear(h, head[4], align, half) + _bilinear(w, head[5], align, half)
-    return [("mcd_k_resize_bilinear", p, [c.op.inputs[0]], c.op.outputs[0])]
 
 
 def _transpose_conv(c: _Ctx) -> list[Call]:
@@ -356,8 +346,8 @@ def _transpose_conv(c: _Ctx) -> list[Call]:
 
 LOWERINGS: dict[str, Callable[[_Ctx], list[Call]]] = {
     "PACK": _pack,
-    "RESIZE_BILINEAR": _resize_bilinear,
-    "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,
+    "RESIZE_BILINEAR": lambda c: _resize(c, "mcd_k_resize_bilinear", _bilinear),
+    "RESIZE_NEAREST_NEIGHBOR": lambda c: _resize(c, "mcd_k_resize_nearest", _nearest),
     "SPLIT": _split,
     "SPLIT_V": _split_v,
     "STRIDED_SLICE": _strided_slice,
