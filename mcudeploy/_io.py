@@ -1,8 +1,9 @@
-"""Atomic file writes: nothing half-written survives a failure."""
+"""Atomic file writes (nothing half-written survives a failure) and streamed file digests."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -10,6 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError
+
+
+def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in 1 MiB blocks (models, archives and ELFs can be large)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_temp_beside(path: Path, data: bytes) -> str:

@@ -11,25 +11,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._io import write_text_atomic
+from ._io import file_digest, write_text_atomic
 from .errors import MCUDeployError
 
 MANIFEST = "manifest.json"
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def dist_version(name: str) -> str | None:
@@ -45,10 +36,10 @@ def dist_version(name: str) -> str | None:
 
 def _tree_sha256(path: Path) -> str:
     if path.is_file():
-        return file_sha256(path)
+        return file_digest(path)
     h = hashlib.sha256()
     for p in sorted(q for q in path.rglob("*") if q.is_file()):
-        h.update(p.relative_to(path).as_posix().encode() + b"\0" + file_sha256(p).encode())
+        h.update(p.relative_to(path).as_posix().encode() + b"\0" + file_digest(p).encode())
     return h.hexdigest()
 
 

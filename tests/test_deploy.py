@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from mcudeploy import cli
+from mcudeploy._io import file_digest
 from mcudeploy._lock import LOCK_NAME
 from mcudeploy.deploy import DeployResult, deploy, load_config, parse_override, report_data
 from mcudeploy.errors import ConfigError
-from mcudeploy.pipeline import MANIFEST, file_sha256
+from mcudeploy.pipeline import MANIFEST
 from mcudeploy.report import render_html
 
 RUN_SAMPLES = 24
@@ -78,7 +79,7 @@ def test_deploy_writes_every_artifact_with_its_hash_and_the_report(deployed) -> 
             p = res.out / art["path"]
             assert p.exists(), f"{name}: {p} missing"
             if p.is_file():
-                assert file_sha256(p) == art["sha256"]
+                assert file_digest(p) == art["sha256"]
     assert (res.out / "quantize" / "digits_int8.tflite").is_file()
     assert (res.out / "vela" / "digits_int8_vela.tflite").is_file()
     assert (res.out / "build-c" / "app.elf").read_bytes()[:4] == b"\x7fELF"
@@ -129,14 +130,14 @@ def test_rerun_with_nothing_changed_does_no_work_and_says_so(deployed, capsys) -
 def test_changed_run_option_reruns_only_run_and_report(deployed, tmp_path: Path, capsys) -> None:
     cfg_path, _ = deployed
     out = _copy_out(deployed, tmp_path)
-    int8_before = file_sha256(out / "quantize" / "digits_int8.tflite")
+    int8_before = file_digest(out / "quantize" / "digits_int8.tflite")
     assert cli.run("deploy", "-c", cfg_path, "-o", out, "--samples", 8) == 0
     err = capsys.readouterr().err
     ran = {name for name in STAGES if f"{name}: ran" in err}
     assert ran == {"run-c", "report"}
     summary = json.loads((out / "run-c" / "summary.json").read_text())
     assert summary["measured"] == 8
-    assert file_sha256(out / "quantize" / "digits_int8.tflite") == int8_before
+    assert file_digest(out / "quantize" / "digits_int8.tflite") == int8_before
 
 
 @pytest.mark.qemu

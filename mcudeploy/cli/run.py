@@ -232,12 +232,12 @@ def command(
         def bar(items: Any, total: int) -> Any:
             return progress(items, f"{board.name}: inference", total=total)
 
-        from ..pipeline import file_sha256
+        from .._io import file_digest
 
         kw: dict[str, Any] = dict(
             fingerprint={
                 "data": data_sha,
-                "firmware": file_sha256(firmware) if firmware is not None and firmware.is_file() else None,
+                "firmware": file_digest(firmware) if firmware is not None and firmware.is_file() else None,
                 "board": board.name,
                 "target": f"port {'flashed' if firmware is not None and flash else 'as is'}"
                 if port

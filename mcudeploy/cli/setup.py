@@ -120,10 +120,9 @@ def pack_command(out: Path, source: str | None, commit: str | None, npu: bool) -
     """
     import tempfile
 
-    from .._io import write_text_atomic
+    from .._io import file_digest, write_text_atomic
     from ..console import console
     from ..setup.cache import cache_root
-    from ..setup.download import file_digest
     from ..setup.sources import Pin, fetch_pins, open_provider, write_pack
     from ..setup.tflm import TFLM_REPO, third_party_pins
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._io import atomic_directory, write_bytes_atomic
+from .._io import atomic_directory, file_digest, write_bytes_atomic
 from ..boards import Board
 from ..errors import ConfigError, DatasetError, InputError, UnsupportedError
 from ..ml.model import NPU_CUSTOM_OP, Model
@@ -87,7 +87,7 @@ def project_model(path: str | Path) -> Path | None:
     p = Path(path) / rel
     if not p.is_file():
         raise InputError(f"{path}: the project's model {rel} is missing", hint="regenerate the project")
-    sha = hashlib.sha256(p.read_bytes()).hexdigest()
+    sha = file_digest(p)
     if sha != manifest["model"].get("sha256"):
         raise InputError(
             f"{p}: sha256 {sha[:16]}… is not the model the project was generated from "

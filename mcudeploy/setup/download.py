@@ -7,7 +7,6 @@ the pin is renamed to its final name; a mismatch deletes the part and names both
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import urllib.error
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from rich.progress import DownloadColumn, TransferSpeedColumn
 
+from .._io import file_digest
 from ..console import err_console, progress_bar
 from ..errors import ChecksumError, InputError, OfflineError
 
@@ -26,14 +26,6 @@ FROM_HINT = (
     "this machine may be offline: pass --from PATH, a folder of git mirrors or tarballs, or an archive "
     "made by `mcudeploy setup pack` on a connected machine"
 )
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify(path: Path, *, sha256: str | None = None, md5: str | None = None, what: str | None = None) -> None:

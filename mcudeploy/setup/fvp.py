@@ -19,9 +19,10 @@ from typing import Any
 
 import tomllib
 
+from .._io import file_digest
 from ..errors import EulaError, InputError, ToolMissingError
 from .cache import Installed, cache_root, install, installed
-from .download import download, file_digest, verify
+from .download import download, verify
 from .sources import extract_archive
 
 KIND = "fvp"

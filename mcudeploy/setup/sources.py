@@ -25,8 +25,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+from .._io import file_digest
 from ..errors import ChecksumError, InputError, ToolMissingError
-from .download import FROM_HINT, download, file_digest, verify
+from .download import FROM_HINT, download, verify
 
 GITHUB_ENV = "MCUDEPLOY_GITHUB_URL"  # e.g. an internal mirror of github.com with the same URL scheme
 PACK_MANIFEST = "mcudeploy-pack.json"
