@@ -151,6 +151,26 @@ def test_c_runtime_on_qemu_is_bit_exact_with_host_tflm(c_firmware, digits_int8, 
 
 
 @pytest.mark.qemu
+def test_read_uart_keeps_the_boot_lines_when_the_host_is_slow(c_firmware, monkeypatch) -> None:
+    """QEMU runs the firmware the moment we connect; on a loaded machine it prints (here: runs to its
+    end) before the port has finished opening, and pyserial's open() would drop all of that. The
+    host's slowness, which cannot be caused on demand, is a sleep inside that open()."""
+    import serial.urlhandler.protocol_socket as ps
+
+    reconfigure = ps.Serial._reconfigure_port
+
+    def slow(self):  # called by open() after the connect, before it would empty the input buffer
+        reconfigure(self)
+        time.sleep(1.0)
+
+    monkeypatch.setattr(ps.Serial, "_reconfigure_port", slow)
+    code, uart = run_elf(c_firmware.elf, QEMU)
+    assert code == 0
+    assert uart.startswith("\r\nMCD-BOOT board=qemu-an547"), uart[:200]
+    assert "MCD-TV-BEGIN n=12 runtime=c" in uart and "MCD-TV-END pass=12 fail=0" in uart
+
+
+@pytest.mark.qemu
 def test_a_wrong_golden_fails_the_run(c_firmware, tmp_path: Path) -> None:
     src = c_firmware.project
     bad = tmp_path / "bad"

@@ -25,7 +25,7 @@ from typing import ClassVar
 
 from ..._children import die_with_parent
 from ...boards import Board
-from ...errors import BoardError, SimulatorError, ToolMissingError
+from ...errors import BoardError, LinkError, SimulatorError, ToolMissingError
 
 SIMULATORS: dict[str, type[Simulator]] = {}
 
@@ -185,24 +185,31 @@ class RunningSimulator:
 
     def read_uart(self, timeout: float | None = None) -> bytes:
         """Connect to the UART and read until the simulator closes it (firmware exited) or the
-        deadline passes. Use it for firmware that runs to completion (test-vector mode)."""
-        import serial
+        deadline passes. Use it for firmware that runs to completion (test-vector mode).
+
+        Through :class:`Transport`, which keeps what arrives while the port opens: the simulator starts
+        the CPU when we connect, and pyserial's own open() would drop the first lines (the boot banner)
+        whenever this process is slower than the firmware, as on a loaded machine."""
+        from .transport import Transport
 
         end = self.deadline if timeout is None else min(self.deadline, time.monotonic() + timeout)
         data = bytearray()
+        link = Transport(self.url, open_timeout=max(0.5, min(10.0, end - time.monotonic())))
         try:
-            port = serial.serial_for_url(self.url, timeout=0.2)
-        except serial.SerialException as e:
-            raise SimulatorError(f"cannot open {self.url}: {e}\n{self.log_tail()}") from None
-        with port:
+            link.open()
+        except LinkError as e:
+            raise SimulatorError(f"{e.message}\n{self.log_tail()}") from None
+        try:
             while time.monotonic() < end:
                 try:
-                    chunk = port.read(port.in_waiting or 1)
-                except serial.SerialException:  # socket closed: the simulator exited
+                    chunk = link.read_some()
+                except LinkError:  # socket closed: the simulator exited
                     break
                 data += chunk
                 if not chunk and self.proc.poll() is not None:
                     break
+        finally:
+            link.close()
         return bytes(data)
 
     def kill(self) -> None:
