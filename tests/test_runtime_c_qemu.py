@@ -174,7 +174,7 @@ def _depthwise_mix_model():
     border, stride 2, dilation, a 5x3 filter; per-channel scales that give left shifts, no shift and
     right shifts (the generic requantization) and only right shifts of >= 1 bit (the short form), with
     rounding ties from small weights. 1x1 convolutions change the channel count in between; the output
-    is every depthwise result, flattened and concatenated."""
+    is every depthwise result and a same-shape ADD with a predicated tail, flattened and concatenated."""
     rng = np.random.default_rng(5)
     g = GraphBuilder()
     x = g.tensor((1, 9, 7, 5), "int8", 0.05, 4)
@@ -225,13 +225,18 @@ def _depthwise_mix_model():
         stride_w=1,
     )
     d = pointwise(c, 20, (1, 5, 4, 3), 2)
+    e = g.tensor((1, 3, 2, 3), "int8", 0.07, 2)
+    pool(g, "MAX_POOL_2D", d, e, padding=1, size=3, stride=1)
     d = depthwise(d, (1, 3, 2, 3), rng.uniform(0.005, 0.03, 3), 127, 0, padding=1, stride_h=1, stride_w=1)
+    # ADD of 18 elements (4 full vectors and a predicated 2) with different input scales (a right shift)
+    s = g.tensor((1, 3, 2, 3), "int8", 0.06, -5)
+    g.op("ADD", [d, e], [s], fused_activation_function=0)
     flat = []
-    for t, n in ((a, 9 * 7 * 24), (b, 5 * 4 * 13), (c, 5 * 4 * 20), (d, 3 * 2 * 3)):
+    for t, n in ((a, 9 * 7 * 24), (b, 5 * 4 * 13), (c, 5 * 4 * 20), (d, 3 * 2 * 3), (s, 3 * 2 * 3)):
         f = g.tensor((1, n), "int8", 0.06, -5)
         g.op("RESHAPE", [t, g.const(np.array([1, n]), "int32")], [f])
         flat.append(f)
-    y = g.tensor((1, 9 * 7 * 24 + 5 * 4 * 13 + 5 * 4 * 20 + 3 * 2 * 3), "int8", 0.06, -5)
+    y = g.tensor((1, 9 * 7 * 24 + 5 * 4 * 13 + 5 * 4 * 20 + 2 * 3 * 2 * 3), "int8", 0.06, -5)
     g.op("CONCATENATION", flat, [y], axis=1)
     return g.build([x], [y], source="depthwise_mix.tflite")
 

@@ -587,6 +587,9 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
                     pending = patch;
                     pending_y = y;
                 }
+#elif defined(MCD_MVE) /* inlined: its setup and constants stay out of the pixel loop */
+                if (p[CV_FASTRQ]) gemv_mve(patch, w, K, OC, bias, mult, shift, ooff, lo, hi, y, 1);
+                else gemv_mve(patch, w, K, OC, bias, mult, shift, ooff, lo, hi, y, 0);
 #else
                 gemv_requant(patch, w, K, OC, bias, mult, shift, ooff, lo, hi, y, p[CV_FASTRQ]);
 #endif
@@ -1067,11 +1070,46 @@ static int contiguous(const int32_t *d, const int32_t *s)
 }
 
 /* ADD of two same-shape tensors: one flat loop, the reference's three rescalings per element */
+#ifdef MCD_MVE
+/* a same-shape ADD's constants, copied out of the parameters (the int8 stores may alias them, so read
+ * through p they would be reloaded for every vector) */
+typedef struct {
+    int32_t o1, o2, ls, m1, m2, mo, r1, r2, ro, ooff, lo, hi;
+} add_k;
+
+/* 4 elements of a same-shape ADD whose shifts are all <= 0; the fixup masks have the sign bit set where a
+ * right shift follows (RoundingDivideByPOT's -1 on negative values) */
+static inline __attribute__((always_inline)) void add4_mve(const add_k k, const int8_t *a, const int8_t *b,
+                                                           int8_t *y, mve_pred16_t pr, int tail)
+{
+    int32x4_t va = tail ? vldrbq_z_s32(a, pr) : vldrbq_s32(a);
+    int32x4_t vb = tail ? vldrbq_z_s32(b, pr) : vldrbq_s32(b);
+    va = vqrdmulhq_n_s32(vshlq_r_s32(vaddq_n_s32(va, k.o1), k.ls), k.m1);
+    vb = vqrdmulhq_n_s32(vshlq_r_s32(vaddq_n_s32(vb, k.o2), k.ls), k.m2);
+    va = vrshlq_n_s32(vqaddq_s32(va, vshrq_n_s32(vandq_s32(va, vdupq_n_s32(k.r1)), 31)), k.r1);
+    vb = vrshlq_n_s32(vqaddq_s32(vb, vshrq_n_s32(vandq_s32(vb, vdupq_n_s32(k.r2)), 31)), k.r2);
+    int32x4_t v = vqrdmulhq_n_s32(vaddq_s32(va, vb), k.mo);
+    v = vrshlq_n_s32(vqaddq_s32(v, vshrq_n_s32(vandq_s32(v, vdupq_n_s32(k.ro)), 31)), k.ro);
+    v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, k.ooff), vdupq_n_s32(k.lo)), vdupq_n_s32(k.hi));
+    if (tail) vstrbq_p_s32(y, v, pr);
+    else vstrbq_s32(y, v);
+}
+#endif
+
 static void add_flat(const int32_t *p, const int8_t *a, const int8_t *b, int8_t *y, int32_t n)
 {
     const int32_t scale = (int32_t)1 << p[AD_LSHIFT], o1 = p[BC_IOFF1], o2 = p[BC_IOFF2];
     const int32_t ooff = p[BC_OOFF], lo = p[BC_AMIN], hi = p[BC_AMAX];
 #ifdef MCD_MVE
+    if (p[AD_S1] <= 0 && p[AD_S2] <= 0 && p[AD_SO] <= 0) {
+        /* every multiplier below one (as TFLite's ADD computes them): scalar-operand VQRDMULH and VRSHL;
+         * full vectors unpredicated, the last partial one predicated */
+        const add_k k = {o1, o2, p[AD_LSHIFT], p[AD_M1], p[AD_M2], p[AD_MO], p[AD_S1], p[AD_S2], p[AD_SO],
+                         ooff, lo, hi};
+        for (; n >= 4; n -= 4, a += 4, b += 4, y += 4) add4_mve(k, a, b, y, 0, 0);
+        if (n > 0) add4_mve(k, a, b, y, vctp32q((uint32_t)n), 1);
+        return;
+    }
     const int32x4_t m1 = vdupq_n_s32(p[AD_M1]), s1 = vdupq_n_s32(p[AD_S1]);
     const int32x4_t m2 = vdupq_n_s32(p[AD_M2]), s2 = vdupq_n_s32(p[AD_S2]);
     const int32x4_t mo = vdupq_n_s32(p[AD_MO]), so = vdupq_n_s32(p[AD_SO]);
