@@ -411,7 +411,8 @@ static __attribute__((noinline)) void gemv_requant(const int8_t *x, const int8_t
 
 #if defined(MCD_DSP)
 /* The first K & ~3 bytes of x as SXTB16 halfword pairs, in the order the GEMV multiplies them: per word
- * of x, bytes 0/2 then bytes 1/3 (2 words out per word in). */
+ * of x, bytes 0/2 then bytes 1/3 (2 words out per word in). In place when x starts K bytes after xe: each
+ * word is read before the expansion (2 words per word, from xe) reaches it. */
 static void expand_pairs(const int8_t *x, int32_t K, int32_t *xe)
 {
     for (int32_t k = K >> 2; k > 0; --k, x += 4, xe += 2) {
@@ -520,13 +521,15 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
     const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
     const int direct = KH == 1 && KW == 1 && p[CV_PH] == 0 && p[CV_PW] == 0;
 #if defined(MCD_DSP)
-    /* output pixels in pairs (gemv2_requant): the first patch waits in one half of the scratch */
+    /* output pixels in pairs (gemv2_requant): the scratch holds two slots of F + K bytes (F = K & ~15,
+     * lower.py conv_scratch), each a patch copied F bytes in and expanded in place to its first 2F
+     * bytes (expand_pairs), so its raw K % 16 tail stays at 2F; the first pixel's slot waits */
+    const int32_t F = K & ~15, slot = (F + K + 3) & ~3;
     const int8_t *pending = 0;
     int8_t *pending_y = 0;
     int8_t *const col0 = col;
-    /* after the two patches (2K bytes, rounded up to 4): their expand_pairs, 2 * (K & ~15) bytes each */
-    int32_t *const xe0 = (int32_t *)(void *)(col0 + (direct ? 0 : (2 * K + 3) & ~3));
-    int32_t *const xe1 = xe0 + (K >> 4) * 8;
+    int32_t *const xe0 = (int32_t *)(void *)col0;
+    int32_t *const xe1 = (int32_t *)(void *)(col0 + slot);
     const rq_t rq = rq_make(p[CV_FASTRQ], ooff, lo, hi);
 #endif
     for (int32_t b = 0; b < p[CV_N]; ++b) {
@@ -537,7 +540,7 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
                 const int32_t ix0 = ox * SW - p[CV_PW];
                 const int8_t *patch;
 #if defined(MCD_DSP)
-                col = pending == col0 ? col0 + K : col0;
+                col = col0 + (pending ? slot : 0) + F;
 #endif
                 if (direct) {
                     patch = xb + (iy0 * W + ix0) * C;
@@ -579,11 +582,11 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
                 }
 #if defined(MCD_DSP)
                 if (pending) {
-                    expand_pairs(patch, 16 * (K >> 4), xe1);
+                    expand_pairs(patch, F, xe1);
                     gemv2_requant(pending, patch, xe0, xe1, w, K, OC, bias, mult, shift, &rq, pending_y, y);
                     pending = 0;
                 } else {
-                    expand_pairs(patch, 16 * (K >> 4), xe0);
+                    expand_pairs(patch, F, xe0);
                     pending = patch;
                     pending_y = y;
                 }
@@ -598,7 +601,8 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
         }
     }
 #if defined(MCD_DSP)
-    if (pending) gemv_requant(pending, w, K, OC, bias, mult, shift, ooff, lo, hi, pending_y, p[CV_FASTRQ]);
+    /* an odd last pixel: its patch's first F bytes are expanded now, so twice through the pair kernel */
+    if (pending) gemv2_requant(pending, pending, xe0, xe0, w, K, OC, bias, mult, shift, &rq, pending_y, pending_y);
 #endif
 }
 
