@@ -23,6 +23,7 @@ from mcudeploy.firmware.runtime_c.host import host_cc
 from mcudeploy.firmware.runtime_c.lower import ARCHS, lower, step_scratch
 from mcudeploy.firmware.runtime_c.planner import ALIGN, MemoryPlan, overlap_delta, plan_memory, scratch_key
 from mcudeploy.ml.tflite_builder import GraphBuilder
+from tests.graphs import conv, int8_weights
 from tests.hyp import examples
 
 
@@ -33,24 +34,22 @@ def _chain(p: dict):
     h, c, oc = p["h"], p["c"], p["oc"]
     x = g.tensor((1, h, h, c), "int8", 0.05, 3)
 
-    def conv(src: int, shape: tuple, o: int, k: int, s: int, pad: int, dw: bool = False) -> tuple[int, tuple]:
+    def layer(
+        src: int, shape: tuple, o: int, k: int, s: int, pad: int, dw: bool = False
+    ) -> tuple[int, tuple]:
         ih, iw, ic = shape
         oh = (ih + s - 1) // s if pad == 0 else (ih - k + s) // s  # padding 0: SAME, 1: VALID
         ow = (iw + s - 1) // s if pad == 0 else (iw - k + s) // s
         wshape = (1, k, k, o) if dw else (o, k, k, ic)
-        w = g.const(rng.integers(-127, 128, wshape).astype(np.int8), "int8", scale=0.02, zero_point=0)
+        w = g.const(int8_weights(rng, wshape), "int8", scale=0.02, zero_point=0)
         b = g.const(rng.integers(-300, 300, o), "int32", scale=0.001, zero_point=0)
         y = g.tensor((1, oh, ow, o), "int8", 0.1, -2)
-        opts = dict(padding=pad, stride_h=s, stride_w=s)
-        if dw:
-            g.op("DEPTHWISE_CONV_2D", [src, w, b], [y], depth_multiplier=1, **opts)
-        else:
-            g.op("CONV_2D", [src, w, b], [y], **opts)
+        conv(g, [src, w, b], y, padding=pad, stride=s, depth_multiplier=1 if dw else None)
         return y, (oh, ow, o)
 
-    y1, s1 = conv(x, (h, h, c), oc, p["k"], p["s"], p["pad"])
-    y2, s2 = conv(y1, s1, oc, 3, 1, 0, dw=True)
-    y3, s3 = conv(y2, s2, oc, 1, 1, 0)
+    y1, s1 = layer(x, (h, h, c), oc, p["k"], p["s"], p["pad"])
+    y2, s2 = layer(y1, s1, oc, 3, 1, 0, dw=True)
+    y3, s3 = layer(y2, s2, oc, 1, 1, 0)
     out = g.tensor((1, *s3), "int8", 0.2, 1)
     g.op("ADD", [y2, y3], [out])
     return g.build([x], [out])

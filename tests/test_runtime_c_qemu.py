@@ -185,49 +185,29 @@ def _depthwise_mix_model():
             rng.integers(-127, 128, (c_out, 1, 1, c_in)), "int8", scale=list(rng.uniform(0.002, 0.02, c_out))
         )
         y = g.tensor(shape, "int8", 0.07, zp)
-        g.op("CONV_2D", [src, w, -1], [y], padding=1, stride_h=1, stride_w=1, fused_activation_function=0)
+        conv(g, [src, w, -1], y, padding=1)
         return y
 
-    def depthwise(src, shape, scales, wmax: int, act: int, kernel=(3, 3), dh=1, **opts):
+    def depthwise(src, shape, scales, wmax: int, act: int, kernel=(3, 3), dh=1, padding=0, stride=1):
         c = shape[-1]
         w = g.const(rng.integers(-wmax, wmax + 1, (1, *kernel, c)), "int8", scale=list(scales), axis=3)
         b = g.const(rng.integers(-3000, 3000, c), "int32", scale=[1e-4] * c)
         y = g.tensor(shape, "int8", 0.06, -5)  # one quantization: the outputs are concatenated
-        g.op(
-            "DEPTHWISE_CONV_2D",
-            [src, w, b],
-            [y],
-            depth_multiplier=1,
-            fused_activation_function=act,
-            dilation_h_factor=dh,
-            dilation_w_factor=1,
-            **opts,
-        )
+        conv(g, [src, w, b], y, padding=padding, stride=stride, dilation=(dh, 1), act=act, depth_multiplier=1)
         return y
 
     a = pointwise(x, 5, (1, 9, 7, 24), -9)
     # 0.07 * s / 0.06 for s in 0.01..1.2: multipliers 0.01..1.4 (shifts -6..+1)
-    a = depthwise(a, (1, 9, 7, 24), rng.uniform(0.01, 1.2, 24), 127, 0, padding=0, stride_h=1, stride_w=1)
+    a = depthwise(a, (1, 9, 7, 24), rng.uniform(0.01, 1.2, 24), 127, 0)
     b = pointwise(a, 24, (1, 9, 7, 13), 3)
     # small weights and multipliers 0.07..0.3 (right shifts of 2..4 bits): many exact ties, short form
-    b = depthwise(b, (1, 5, 4, 13), rng.uniform(0.06, 0.25, 13), 3, 1, padding=0, stride_h=2, stride_w=2)
+    b = depthwise(b, (1, 5, 4, 13), rng.uniform(0.06, 0.25, 13), 3, 1, stride=2)
     c = pointwise(b, 13, (1, 5, 4, 20), -1)
-    c = depthwise(
-        c,
-        (1, 5, 4, 20),
-        rng.uniform(0.002, 0.02, 20),
-        127,
-        3,
-        kernel=(5, 3),
-        dh=2,
-        padding=0,
-        stride_h=1,
-        stride_w=1,
-    )
+    c = depthwise(c, (1, 5, 4, 20), rng.uniform(0.002, 0.02, 20), 127, 3, kernel=(5, 3), dh=2)
     d = pointwise(c, 20, (1, 5, 4, 3), 2)
     e = g.tensor((1, 3, 2, 3), "int8", 0.07, 2)
     pool(g, "MAX_POOL_2D", d, e, padding=1, size=3, stride=1)
-    d = depthwise(d, (1, 3, 2, 3), rng.uniform(0.005, 0.03, 3), 127, 0, padding=1, stride_h=1, stride_w=1)
+    d = depthwise(d, (1, 3, 2, 3), rng.uniform(0.005, 0.03, 3), 127, 0, padding=1)
     # ADD of 18 elements (4 full vectors and a predicated 2) with different input scales (a right shift)
     s = g.tensor((1, 3, 2, 3), "int8", 0.06, -5)
     g.op("ADD", [d, e], [s], fused_activation_function=0)
