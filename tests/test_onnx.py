@@ -118,3 +118,36 @@ def test_onnx_cnn_quantize_evaluate_generate_run_on_qemu(cnn, tmp_path, capsys):
     samples = [json.loads(ln) for ln in (out / "results.jsonl").read_text().splitlines()]
     outs = {r["index"]: r["output"] for r in samples if r["kind"] == "sample"}
     assert [outs[i] for i in range(len(xq))] == [g.tobytes().hex() for g in golden]
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_deploy_from_onnx_runs_every_stage_and_is_bit_exact_on_qemu(cnn, tmp_path, capsys):
+    """`mcudeploy deploy` with a .onnx model and NCHW data: quantize, evaluate (onnxruntime as the float
+    rung), generate, build and run on QEMU, byte-identical to host TFLM; a second deploy does nothing."""
+    from mcudeploy.ml.digits import save_npz
+
+    path, x, y = cnn
+    calib = save_npz(tmp_path / "calib.npz", x[:100], y[:100])
+    test = save_npz(tmp_path / "test.npz", x[100:], y[100:])
+    cfg = tmp_path / "mcudeploy.toml"
+    cfg.write_text(
+        f'[model]\npath = "{path}"\n[quantize]\ndata = "{calib}"\nsamples = 100\n'
+        f'[evaluate]\ndata = "{test}"\n[firmware]\nboard = "qemu-an547"\nruntime = "c"\n'
+        "[run]\nsamples = 16\ngates = { require_bit_exact = true }\n"
+    )
+    out = tmp_path / "out"
+    assert run("deploy", "-c", cfg, "-o", out) == 0
+    capsys.readouterr()
+    manifest = json.loads((out / "manifest.json").read_text())["stages"]
+    assert sorted(manifest) == sorted(
+        ["model", "quantize", "evaluate", "generate-c", "build-c", "run-c", "report"]
+    )
+    assert (out / "model" / "cnn.onnx").read_bytes() == path.read_bytes()
+    rungs = {r["name"]: r for r in manifest["evaluate"]["summary"]["rungs"]}
+    assert rungs["float"]["runtime"] == "onnxruntime" and rungs["float"]["accuracy"] == 100.0
+    run_c = manifest["run-c"]["summary"]
+    assert run_c["measured"] == 16 and run_c["failed"] == 0 and run_c["bit_exact_fraction"] == 1.0
+    assert "cnn" in (out / "report" / "report.md").read_text()
+    assert run("deploy", "-c", cfg, "-o", out) == 0
+    assert "nothing to do" in capsys.readouterr().out
