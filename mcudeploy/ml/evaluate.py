@@ -81,7 +81,9 @@ class Evaluation:
 
 
 # -- runners ------------------------------------------------------------------------------
-def _tflite_interpreter(model: Model, reference: bool) -> Any:
+def tflite_interpreter(model: Model, *, reference: bool, preserve_all_tensors: bool = False) -> Any:
+    """TFLite's interpreter for ``model``, tensors allocated: its reference kernels or its default
+    (optimised) ones; ``preserve_all_tensors`` keeps every intermediate readable (per-layer error)."""
     from ._tf import quiet_tf_stderr, tensorflow
 
     tf = tensorflow()
@@ -92,6 +94,7 @@ def _tflite_interpreter(model: Model, reference: bool) -> Any:
             interp = tf.lite.Interpreter(
                 model_content=model.data,
                 experimental_op_resolver_type=kind.BUILTIN_REF if reference else kind.AUTO,
+                experimental_preserve_all_tensors=preserve_all_tensors,
                 num_threads=1,
             )
             interp.allocate_tensors()
@@ -102,7 +105,7 @@ def _tflite_interpreter(model: Model, reference: bool) -> Any:
 
 def run_tflite(model: Model, x: np.ndarray, *, reference: bool = True, label: str = "TFLite") -> np.ndarray:
     """Raw outputs of the TFLite interpreter, one sample at a time (the models have batch 1)."""
-    interp = _tflite_interpreter(model, reference)
+    interp = tflite_interpreter(model, reference=reference)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     shape = tuple(inp["shape"])
     outs = []

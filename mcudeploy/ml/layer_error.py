@@ -18,7 +18,6 @@ the op loses, and the range spread (largest channel range / median channel range
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -148,25 +147,6 @@ def advice_for(e: LayerError) -> str:
     return "; ".join(tips)
 
 
-def _interpreter(model: Model) -> Any:
-    from ._tf import quiet_tf_stderr, tensorflow
-
-    tf = tensorflow()
-    try:
-        with warnings.catch_warnings(), quiet_tf_stderr():
-            warnings.simplefilter("ignore")
-            interp = tf.lite.Interpreter(
-                model_content=model.data,
-                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
-                experimental_preserve_all_tensors=True,
-                num_threads=1,
-            )
-            interp.allocate_tensors()
-    except (RuntimeError, ValueError) as e:
-        raise UnsupportedError(f"{model.source}: the TFLite interpreter cannot run it: {e}") from None
-    return interp
-
-
 def _pairs(int8: Model, flt: Model) -> dict[int, int]:
     """int8 tensor index -> float tensor index, for every int8 activation with a float twin."""
     by_name = {t.name: t.index for t in flt.tensors if not t.is_constant}
@@ -210,6 +190,7 @@ def per_layer_error(
 
     ``output_layers`` names the layers behind the graph outputs (their tensors carry no layer name).
     """
+    from .evaluate import tflite_interpreter
     from .quantio import dequantize, fit_samples, quantize_input
 
     if len(int8.inputs) != 1 or len(flt.inputs) != 1:
@@ -230,7 +211,8 @@ def per_layer_error(
             f"{int8.source}: no op output matches a tensor of the float model by name",
             hint="give the float model this int8 model was converted from",
         )
-    qi, fi = _interpreter(int8), _interpreter(flt)
+    qi = tflite_interpreter(int8, reference=True, preserve_all_tensors=True)
+    fi = tflite_interpreter(flt, reference=True, preserve_all_tensors=True)
     in_q, in_f = int8.main.inputs[0], flt.main.inputs[0]
     stats = {i: _Stats(int8.tensors[i].shape[-1] if int8.tensors[i].shape else 1) for i in watched}
     for sq, sf in progress(zip(xq, xf, strict=True), "per-layer error", total=len(xq)):
