@@ -629,28 +629,59 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
 
 #ifndef MCD_MVE
 /* noinline: inlined into the pixel loop its 4 accumulators spill on Cortex-M4 */
+#ifdef MCD_DSP
+/* one tap of 4 channels: the tap's input pointer (post-incremented table), its word at byte c0, the
+ * tap's weights as SXTB16 pairs from the layer's expansion (LDRD, post-incremented); SMLABB/SMLATT as
+ * the C form __smlabb/__smlatt (channels 0/2 from bytes 0/2, 1/3 from bytes 1/3) */
+#define DW_TAP                                                                                          \
+    "ldr %[xp], [%[tp]], #4\n\t"                                                                         \
+    "ldr %[xw], [%[xp], %[c0]]\n\t"                                                                      \
+    "ldrd %[w02], %[w13], [%[we]], #8\n\t"                                                              \
+    "sxtb16 %[xp], %[xw], ror #8\n\t"                                                                   \
+    "sxtb16 %[xw], %[xw]\n\t"                                                                           \
+    "smlabb %[a0], %[xw], %[w02], %[a0]\n\t"                                                            \
+    "smlatt %[a2], %[xw], %[w02], %[a2]\n\t"                                                            \
+    "smlabb %[a1], %[xp], %[w13], %[a1]\n\t"                                                            \
+    "smlatt %[a3], %[xp], %[w13], %[a3]\n\t"
+#define DW_TAP_OPERANDS                                                                                 \
+    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [tp] "+r"(tpp), [we] "+r"(wq),        \
+      [xp] "=&r"(xp), [xw] "=&r"(xw), [w02] "=&r"(w02), [w13] "=&r"(w13)                                  \
+    : [c0] "r"(c0)                                                                                      \
+    : "memory"
+
+/* the layer's weights for 4-channel blocks as SXTB16 halfword pairs, per block its T taps one after the
+ * other (2 words each: channels 0/2, 1/3), so a block walks them with one post-incremented LDRD */
+static void dw_expand_weights(const int8_t *w, int32_t T, int32_t C, int32_t *we)
+{
+    for (int32_t c0 = 0; c0 + 4 <= C; c0 += 4)
+        for (int32_t t = 0; t < T; ++t, we += 2) {
+            const uint32_t v = ld32(w + t * C + c0);
+            we[0] = __sxtb16(v);
+            we[1] = sxtb16_ror8(v);
+        }
+}
+#endif
+
 static __attribute__((noinline)) void dw_taps_requant(const int8_t *const *tp, int32_t T, const int8_t *w, int32_t C,
                             const int32_t *bias, const int32_t *mult, const int32_t *shift, const rq_t *rin,
-                            int8_t *y)
+                            int8_t *y, const int32_t *we)
 {
     const rq_t rq = *rin, *r = &rq; /* a local copy: the output stores cannot alias it */
     int32_t c0 = 0;
 #ifdef MCD_DSP
     for (; c0 + 4 <= C; c0 += 4) { /* channels c0..c0+3 of a word: bytes 0/2 and 1/3 as halfword pairs */
         int32_t a0 = bias[c0], a1 = bias[c0 + 1], a2 = bias[c0 + 2], a3 = bias[c0 + 3];
-        const int8_t *wp = w + c0;
-#pragma GCC unroll 3
-        for (int32_t t = 0; t < T; ++t, wp += C) {
-            const uint32_t vx = ld32(tp[t] + c0), vw = ld32(wp);
-            const int32_t x02 = __sxtb16(vx), x13 = sxtb16_ror8(vx);
-            const int32_t w02 = __sxtb16(vw), w13 = sxtb16_ror8(vw);
-            a0 = __smlabb(x02, w02, a0);
-            a2 = __smlatt(x02, w02, a2);
-            a1 = __smlabb(x13, w13, a1);
-            a3 = __smlatt(x13, w13, a3);
-        }
+        const int8_t *const *tpp = tp;
+        const int32_t *wq = we + 2 * T * (c0 >> 2);
+        const int8_t *xp;
+        int32_t xw, w02, w13;
+        int32_t t = T;
+        for (; t >= 3; t -= 3) __asm__(DW_TAP DW_TAP DW_TAP DW_TAP_OPERANDS);
+        for (; t > 0; --t) __asm__(DW_TAP DW_TAP_OPERANDS);
         RQ_PATHS(r, rq4(F, a0, a1, a2, a3, mult + c0, shift + c0, r, y + c0));
     }
+#else
+    (void)we;
 #endif
     for (; c0 < C; ++c0) {
         int32_t acc = bias[c0];
@@ -831,9 +862,17 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
     }
 #else
     const rq_t rq = rq_make(p[CV_FASTRQ], ooff, lo, hi);
-    /* after the zero-point row, rounded up to 16 bytes: DW_PIX tables of KH * KW tap pointers */
+    /* after the zero-point row, rounded up to 16 bytes: DW_PIX tables of KH * KW tap pointers; on DSP
+     * then (8-byte aligned) the weights as halfword pairs (dw_expand_weights, lower.py dw_scratch) */
     const int8_t **tp = (const int8_t **)(void *)(padrow + ((C + 15) & ~15));
     const int32_t T = KH * KW;
+    int32_t *we = 0;
+#ifdef MCD_DSP
+    if (fast) {
+        we = (int32_t *)(void *)((int8_t *)tp + ((DW_PIX * T * (int32_t)sizeof *tp + 7) & ~7));
+        dw_expand_weights(w, T, C, we);
+    }
+#endif
 #endif
     for (int32_t b = 0; b < p[CV_N]; ++b) {
         const int8_t *xb = x + b * H * W * C;
@@ -858,7 +897,7 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
                         }
                     }
                 }
-                dw_taps_requant(tp, T, w, C, bias, mult, shift, &rq, y);
+                dw_taps_requant(tp, T, w, C, bias, mult, shift, &rq, y, we);
                 y += npix * OC;
                 for (int32_t j = 0; j < npix; ++j)
                     if (++ox == OW) {

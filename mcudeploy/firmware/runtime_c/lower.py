@@ -271,10 +271,15 @@ def step_scratch(step: Step, arch: str) -> int:
 def dw_scratch(params: tuple[int, ...], arch: str = "host") -> int:
     """Bytes of DEPTHWISE_CONV_2D's scratch: the row of input zero points that taps in the padding read
     (C, rounded up to 16), then a table of a pointer per filter tap (MVE: two tables of int32 tap
-    offsets, the inner pixels' and a border pixel's)."""
-    c, kh, kw = params[3], params[7], params[8]
+    offsets, the inner pixels' and a border pixel's); on DSP with depth multiplier 1 then the weights of
+    each 4-channel block as SXTB16 halfword pairs (2 bytes per weight byte, mcd_kernels.c
+    dw_expand_weights)."""
+    c, kh, kw, dm = params[3], params[7], params[8], params[19]
     tables, entry = (2, 4) if arch == "mve" else (1, 8 if arch == "host" else 4)
-    return (c + 15) // 16 * 16 + tables * kh * kw * entry
+    size = (c + 15) // 16 * 16 + tables * kh * kw * entry
+    if arch == "dsp" and dm == 1:  # 8-aligned, the weights of 4-channel blocks as halfword pairs
+        size = (size + 7) // 8 * 8 + 2 * kh * kw * (c // 4 * 4)
+    return size
 
 
 def conv_scratch(params: tuple[int, ...], arch: str = "host") -> int:
