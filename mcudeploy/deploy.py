@@ -441,6 +441,29 @@ def _toolchain_versions() -> dict[str, str | None]:
     return toolchain_versions()
 
 
+def _tflm_tree_input(ctx: Context, rt: str) -> Any:
+    """The TFLite Micro tree a ``tflm`` build will use, as a stage input: where it is and, for a tree
+    `mcudeploy setup tflm` installed, what it was made from (its install manifest). The option alone
+    is no key: without it the tree is the variable's or setup's current one, which can change."""
+    if rt != "tflm":
+        return None
+    from .errors import ToolMissingError
+    from .firmware.build import find_tflm_root
+    from .firmware.codegen import load_project
+    from .ml.model import NPU_CUSTOM_OP
+    from .setup.cache import read_manifest
+
+    project, npu = ctx.artifacts.get(f"project-{rt}"), False
+    if project is not None:
+        with contextlib.suppress(MCUDeployError):  # an unreadable project fails its build, named there
+            npu = NPU_CUSTOM_OP in load_project(project).get("model", {}).get("ops", [])
+    try:
+        root = find_tflm_root(ctx.options["firmware"]["tflm_root"], npu=npu)
+    except ToolMissingError:
+        return None  # the build itself names what is missing
+    return {"path": str(root), "install": read_manifest(root.parent)}
+
+
 def _paths(ctx: Context, *keys: str) -> dict[str, Any]:
     return {k: ctx.artifacts.get(k) for k in keys}
 
@@ -520,6 +543,7 @@ def deploy_stages(cfg: dict[str, Any]) -> list[Stage]:
                 lambda ctx, rt=rt: {
                     "tflm_root": ctx.options["firmware"]["tflm_root"],
                     "tools": _toolchain_versions(),
+                    "tflm_tree": _tflm_tree_input(ctx, rt),
                     **_paths(ctx, f"project-{rt}"),
                 },
             ),

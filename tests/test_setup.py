@@ -444,6 +444,38 @@ def test_generate_says_the_build_command_that_works_from_here(
     assert line.startswith(f"next: mcudeploy build {proj} (TFLite Micro tree {npu_item.path / 'tree'}")
 
 
+def test_deploy_rebuilds_tflm_firmware_when_the_tree_it_finds_changes(
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build-tflm stage's key names the tree the build will find: another tree made current by
+    `setup tflm`, or MCUDEPLOY_TFLM_ROOT set, changes it although no option changed; the same tree
+    twice does not. The C runtime's build key ignores TFLM trees."""
+    from mcudeploy.deploy import deploy_stages, load_config
+    from mcudeploy.pipeline import Context, _digest, _fingerprint
+
+    monkeypatch.delenv("MCUDEPLOY_TFLM_ROOT", raising=False)
+    cfg_file = tmp_path / "mcudeploy.toml"
+    cfg_file.write_text('[firmware]\nboard = "qemu-an547"\nruntime = ["c", "tflm"]\n')
+    cfg = load_config(cfg_file, [("", "out", str(tmp_path / "out"))])
+    stages = {s.name: s for s in deploy_stages(cfg)}
+    ctx = Context(tmp_path / "out", cfg)
+
+    def key(rt: str = "tflm") -> str:
+        return _digest(_fingerprint(stages[f"build-{rt}"].inputs(ctx)))
+
+    none, c_key = key(), key("c")
+    first = cache.install("tflm", "t1", _fake_tflm_tree)
+    cache.set_current("tflm", first)
+    with_first = key()
+    assert with_first != none and key() == with_first
+    second = cache.install("tflm", "t2", _fake_tflm_tree)
+    cache.set_current("tflm", second)
+    assert key() not in (none, with_first)
+    monkeypatch.setenv("MCUDEPLOY_TFLM_ROOT", str(first.path / "tree"))
+    assert key() == with_first  # the same tree, found through the variable
+    assert key("c") == c_key
+
+
 def test_setup_status_lists_what_is_installed(cache_dir: Path, capsys) -> None:
     assert cli_run("setup", "status") == 0
     assert "nothing installed" in capsys.readouterr().out
