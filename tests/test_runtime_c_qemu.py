@@ -174,7 +174,9 @@ def _depthwise_mix_model():
     border, stride 2, dilation, a 5x3 filter; per-channel scales that give left shifts, no shift and
     right shifts (the generic requantization) and only right shifts of >= 1 bit (the short form), with
     rounding ties from small weights. 1x1 convolutions change the channel count in between; the output
-    is every depthwise result and a same-shape ADD with a predicated tail, flattened and concatenated."""
+    is every depthwise result, a same-shape ADD with a predicated tail and a strided 1x1 convolution,
+    flattened and concatenated (the 1x1 convolutions with 5, 24, 13 and 20 input channels and an odd number
+    of pixels feed them)."""
     rng = np.random.default_rng(5)
     g = GraphBuilder()
     x = g.tensor((1, 9, 7, 5), "int8", 0.05, 4)
@@ -200,6 +202,11 @@ def _depthwise_mix_model():
     # 0.07 * s / 0.06 for s in 0.01..1.2: multipliers 0.01..1.4 (shifts -6..+1)
     a = depthwise(a, (1, 9, 7, 24), rng.uniform(0.01, 1.2, 24), 127, 0)
     b = pointwise(a, 24, (1, 9, 7, 13), 3)
+    # 1x1 convolution with stride 2 and multipliers up to 1.5 (left shifts: the general requantization),
+    # 20 pixels in pairs, 6 outputs (a 4-row block and a 2-row tail)
+    w1 = g.const(rng.integers(-3, 4, (6, 1, 1, 24)), "int8", scale=list(rng.uniform(0.3, 1.5, 6)))
+    s2 = g.tensor((1, 5, 4, 6), "int8", 0.06, -5)
+    g.op("CONV_2D", [a, w1, -1], [s2], padding=1, stride_h=2, stride_w=2, fused_activation_function=0)
     # small weights and multipliers 0.07..0.3 (right shifts of 2..4 bits): many exact ties, short form
     b = depthwise(b, (1, 5, 4, 13), rng.uniform(0.06, 0.25, 13), 3, 1, stride=2)
     c = pointwise(b, 13, (1, 5, 4, 20), -1)
@@ -212,11 +219,19 @@ def _depthwise_mix_model():
     s = g.tensor((1, 3, 2, 3), "int8", 0.06, -5)
     g.op("ADD", [d, e], [s], fused_activation_function=0)
     flat = []
-    for t, n in ((a, 9 * 7 * 24), (b, 5 * 4 * 13), (c, 5 * 4 * 20), (d, 3 * 2 * 3), (s, 3 * 2 * 3)):
+    outs = (
+        (a, 9 * 7 * 24),
+        (b, 5 * 4 * 13),
+        (c, 5 * 4 * 20),
+        (d, 3 * 2 * 3),
+        (s, 3 * 2 * 3),
+        (s2, 5 * 4 * 6),
+    )
+    for t, n in outs:
         f = g.tensor((1, n), "int8", 0.06, -5)
         g.op("RESHAPE", [t, g.const(np.array([1, n]), "int32")], [f])
         flat.append(f)
-    y = g.tensor((1, 9 * 7 * 24 + 5 * 4 * 13 + 5 * 4 * 20 + 2 * 3 * 2 * 3), "int8", 0.06, -5)
+    y = g.tensor((1, sum(n for _, n in outs)), "int8", 0.06, -5)
     g.op("CONCATENATION", flat, [y], axis=1)
     return g.build([x], [y], source="depthwise_mix.tflite")
 

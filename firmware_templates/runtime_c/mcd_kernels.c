@@ -335,6 +335,82 @@ static inline __attribute__((always_inline)) void gemv_mve(const int8_t *x, cons
         }
     }
 }
+
+/* two pixels through gemv_mve at once: each weight chunk is loaded once for both (4 rows x 2 pixels of
+ * VMLADAVA, 8 accumulators in the 8 even registers VMLADAVA takes, so the loop counts down in an odd one) */
+static inline __attribute__((always_inline)) void gemv2_mve(const int8_t *x0, const int8_t *x1, const int8_t *w,
+                                                            int32_t K, int32_t O, const int32_t *bias,
+                                                            const int32_t *mult, const int32_t *shift,
+                                                            int32_t ooff, int32_t lo, int32_t hi, int8_t *y0,
+                                                            int8_t *y1, int rs)
+{
+    const int32_t full = K >> 4, tail = K & 15;
+    const mve_pred16_t ptail = vctp8q((uint32_t)tail);
+    for (int32_t o = 0; o < O; o += 4) {
+        register int32_t a0 __asm__("r0") = 0, a1 __asm__("r2") = 0, a2 __asm__("r4") = 0, a3 __asm__("r6") = 0;
+        register int32_t b0 __asm__("r8") = 0, b1 __asm__("r10") = 0, b2 __asm__("r12") = 0;
+        register int32_t b3 __asm__("lr") = 0;
+        const int8_t *p0 = x0, *p1 = x1;
+        if (full) {
+            int8x16_t v0, v1, t0, t1;
+            int32_t n = full;
+            __asm__ volatile("1:\n\t"
+                             "vldrb.8 %q[v0], [%[p0]], #16\n\t"
+                             "vldrb.8 %q[v1], [%[p1]], #16\n\t"
+                             "vldrb.8 %q[t0], [%[w], #16]\n\t"
+                             "vldrb.8 %q[t1], [%[w], #32]\n\t"
+                             "vmladava.s8 %[a1], %q[t0], %q[v0]\n\t"
+                             "vmladava.s8 %[b1], %q[t0], %q[v1]\n\t"
+                             "vldrb.8 %q[t0], [%[w], #48]\n\t"
+                             "vmladava.s8 %[a2], %q[t1], %q[v0]\n\t"
+                             "vmladava.s8 %[b2], %q[t1], %q[v1]\n\t"
+                             "vldrb.8 %q[t1], [%[w]], #64\n\t"
+                             "vmladava.s8 %[a3], %q[t0], %q[v0]\n\t"
+                             "vmladava.s8 %[b3], %q[t0], %q[v1]\n\t"
+                             "vmladava.s8 %[a0], %q[t1], %q[v0]\n\t"
+                             "vmladava.s8 %[b0], %q[t1], %q[v1]\n\t"
+                             "subs %[n], %[n], #1\n\t"
+                             "bne 1b\n"
+                             : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0),
+                               [b1] "+r"(b1), [b2] "+r"(b2), [b3] "+r"(b3), [v0] "=&w"(v0), [v1] "=&w"(v1),
+                               [t0] "=&w"(t0), [t1] "=&w"(t1), [p0] "+r"(p0), [p1] "+r"(p1), [w] "+r"(w),
+                               [n] "+r"(n)
+                             :
+                             : "memory", "cc");
+        }
+        int32_t sa0 = a0, sa1 = a1, sa2 = a2, sa3 = a3, sb0 = b0, sb1 = b1, sb2 = b2, sb3 = b3;
+        if (tail) { /* each row's last K % 16 bytes, predicated */
+            const int8x16_t v0 = vldrbq_z_s8(p0, ptail), v1 = vldrbq_z_s8(p1, ptail);
+            int8x16_t t = vldrbq_z_s8(w, ptail);
+            sa0 = vmladavaq_s8(sa0, t, v0);
+            sb0 = vmladavaq_s8(sb0, t, v1);
+            t = vldrbq_z_s8(w + tail, ptail);
+            sa1 = vmladavaq_s8(sa1, t, v0);
+            sb1 = vmladavaq_s8(sb1, t, v1);
+            t = vldrbq_z_s8(w + 2 * tail, ptail);
+            sa2 = vmladavaq_s8(sa2, t, v0);
+            sb2 = vmladavaq_s8(sb2, t, v1);
+            t = vldrbq_z_s8(w + 3 * tail, ptail);
+            sa3 = vmladavaq_s8(sa3, t, v0);
+            sb3 = vmladavaq_s8(sb3, t, v1);
+            w += 4 * tail;
+        }
+        int32x4_t acc0 = vdupq_n_s32(sa0), acc1 = vdupq_n_s32(sb0);
+        acc0 = vsetq_lane_s32(sa1, acc0, 1);
+        acc1 = vsetq_lane_s32(sb1, acc1, 1);
+        acc0 = vsetq_lane_s32(sa2, acc0, 2);
+        acc1 = vsetq_lane_s32(sb2, acc1, 2);
+        acc0 = vsetq_lane_s32(sa3, acc0, 3);
+        acc1 = vsetq_lane_s32(sb3, acc1, 3);
+        const mve_pred16_t p4 = vctp32q((uint32_t)(O - o < 4 ? O - o : 4));
+        const int32x4_t vb = vldrwq_z_s32(bias + o, p4), vm = vldrwq_z_s32(mult + o, p4);
+        const int32x4_t vs = vldrwq_z_s32(shift + o, p4), vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi);
+        acc0 = vaddq_n_s32(mve_rq(vaddq_s32(acc0, vb), vm, vs, rs), ooff);
+        acc1 = vaddq_n_s32(mve_rq(vaddq_s32(acc1, vb), vm, vs, rs), ooff);
+        vstrbq_p_s32(y0 + o, vminq_s32(vmaxq_s32(acc0, vlo), vhi), p4);
+        vstrbq_p_s32(y1 + o, vminq_s32(vmaxq_s32(acc1, vlo), vhi), p4);
+    }
+}
 #endif
 
 /* out[o] = requant(bias[o] + sum_k w[o][k] * x[k]) for o < O: the inner loop of CONV_2D (one output
@@ -525,6 +601,47 @@ static inline void fill_bytes(int8_t *dst, int8_t v, int32_t n)
 enum { CV_N, CV_H, CV_W, CV_C, CV_OH, CV_OW, CV_OC, CV_KH, CV_KW, CV_SH, CV_SW, CV_DH, CV_DW,
        CV_PH, CV_PW, CV_IOFF, CV_OOFF, CV_AMIN, CV_AMAX, CV_DM, CV_FASTRQ, CV_HDR };
 
+#if defined(MCD_MVE)
+
+/* CONV_2D with a 1x1 filter and no padding (the input read in place) on Helium: output pixels in pairs */
+static inline __attribute__((always_inline)) void conv1x1_mve(const int32_t *p, const int8_t *x, const int8_t *w,
+                                                              int8_t *y, int rs)
+{
+    const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], OH = p[CV_OH], OW = p[CV_OW], OC = p[CV_OC];
+    const int32_t SH = p[CV_SH], SW = p[CV_SW], ooff = p[CV_OOFF], lo = p[CV_AMIN], hi = p[CV_AMAX];
+    const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
+    const int32_t total = p[CV_N] * OH * OW;
+    int32_t b = 0, oy = 0, ox = 0;
+    const int8_t *first = 0;
+    for (int32_t q = 0; q < total; ++q, y += OC) {
+        const int8_t *px = x + ((b * H + oy * SH) * W + ox * SW) * C;
+        if (++ox == OW) {
+            ox = 0;
+            if (++oy == OH) {
+                oy = 0;
+                ++b;
+            }
+        }
+        if (!(q & 1)) {
+            first = px;
+            continue;
+        }
+        gemv2_mve(first, px, w, C, OC, bias, mult, shift, ooff, lo, hi, y - OC, y, rs);
+    }
+    if (total & 1) gemv_mve(first, w, C, OC, bias, mult, shift, ooff, lo, hi, y - OC, rs);
+}
+
+static __attribute__((noinline)) void conv1x1_mve_r(const int32_t *p, const int8_t *x, const int8_t *w, int8_t *y)
+{
+    conv1x1_mve(p, x, w, y, 1);
+}
+
+static __attribute__((noinline)) void conv1x1_mve_g(const int32_t *p, const int8_t *x, const int8_t *w, int8_t *y)
+{
+    conv1x1_mve(p, x, w, y, 0);
+}
+#endif
+
 void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
 {
     const int8_t *x = (const int8_t *)in[0];
@@ -537,6 +654,13 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
     const int8_t pad = (int8_t)-p[CV_IOFF]; /* the input zero point: contributes 0 after the offset */
     const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
     const int direct = KH == 1 && KW == 1 && p[CV_PH] == 0 && p[CV_PW] == 0;
+#if defined(MCD_MVE)
+    if (direct) {
+        if (p[CV_FASTRQ]) conv1x1_mve_r(p, x, w, y);
+        else conv1x1_mve_g(p, x, w, y);
+        return;
+    }
+#endif
 #if defined(MCD_DSP)
     /* output pixels in pairs (gemv2_requant): the scratch holds two slots of F + K bytes (F = K & ~15,
      * lower.py conv_scratch), each a patch copied F bytes in and expanded in place to its first 2F

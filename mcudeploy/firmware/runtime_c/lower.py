@@ -304,8 +304,8 @@ SCRATCH_FNS: dict[str, Callable[[tuple[int, ...], str], int]] = {
 # output overlap its input by that rule (planner.overlap_delta): a kernel that starts computing more
 # pixels at once must raise its number here, or it would read input bytes its own outputs overwrote.
 WRITE_GROUPS: dict[str, dict[str, int]] = {
-    "mcd_k_conv2d": {"dsp": 2},  # gemv2_requant: output pixels in pairs
-    "mcd_k_depthwise_conv2d": {"mve": 4},  # dw4_mve: 4 pixels per weight load
+    "mcd_k_conv2d": {"dsp": 2, "mve": 2},  # gemv2_requant / gemv2_mve (1x1): output pixels in pairs
+    "mcd_k_depthwise_conv2d": {},  # one pixel at a time on every path
 }
 
 
