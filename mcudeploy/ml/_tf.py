@@ -15,11 +15,12 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-from ..errors import ToolMissingError
+from ..errors import ToolMissingError, UnsupportedError
 
 _NOISE = re.compile(
     rb"(All log messages before absl::InitializeLog|cudart_stub\.cc|cuda_platform\.cc|cuInit|"
@@ -87,3 +88,24 @@ def tensorflow() -> Any:
     tf.get_logger().setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
     return tf
+
+
+def tflite_interpreter(data: bytes, source: str, *, reference: bool, preserve_all: bool = False) -> Any:
+    """TFLite's interpreter for a model's bytes (``source`` names it in errors), tensors allocated:
+    its reference kernels or its default (optimised) ones, and with ``preserve_all`` every
+    intermediate readable (for the per-layer error)."""
+    tf = tensorflow()
+    kind = tf.lite.experimental.OpResolverType
+    try:
+        with warnings.catch_warnings(), quiet_tf_stderr():  # it announces its move to LiteRT, and XNNPACK
+            warnings.simplefilter("ignore")
+            interp = tf.lite.Interpreter(
+                model_content=data,
+                experimental_op_resolver_type=kind.BUILTIN_REF if reference else kind.AUTO,
+                experimental_preserve_all_tensors=preserve_all,
+                num_threads=1,
+            )
+            interp.allocate_tensors()
+    except (RuntimeError, ValueError) as e:
+        raise UnsupportedError(f"{source}: the TFLite interpreter cannot run it: {e}") from None
+    return interp

@@ -8,7 +8,6 @@ when asked, its default optimised kernels too, whose rounding differs by an LSB 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,31 +80,11 @@ class Evaluation:
 
 
 # -- runners ------------------------------------------------------------------------------
-def tflite_interpreter(model: Model, *, reference: bool, preserve_all_tensors: bool = False) -> Any:
-    """TFLite's interpreter for ``model``, tensors allocated: its reference kernels or its default
-    (optimised) ones; ``preserve_all_tensors`` keeps every intermediate readable (per-layer error)."""
-    from ._tf import quiet_tf_stderr, tensorflow
-
-    tf = tensorflow()
-    kind = tf.lite.experimental.OpResolverType
-    try:
-        with warnings.catch_warnings(), quiet_tf_stderr():  # it announces its move to LiteRT, and XNNPACK
-            warnings.simplefilter("ignore")
-            interp = tf.lite.Interpreter(
-                model_content=model.data,
-                experimental_op_resolver_type=kind.BUILTIN_REF if reference else kind.AUTO,
-                experimental_preserve_all_tensors=preserve_all_tensors,
-                num_threads=1,
-            )
-            interp.allocate_tensors()
-    except (RuntimeError, ValueError) as e:
-        raise UnsupportedError(f"{model.source}: the TFLite interpreter cannot run it: {e}") from None
-    return interp
-
-
 def run_tflite(model: Model, x: np.ndarray, *, reference: bool = True, label: str = "TFLite") -> np.ndarray:
     """Raw outputs of the TFLite interpreter, one sample at a time (the models have batch 1)."""
-    interp = tflite_interpreter(model, reference=reference)
+    from ._tf import tflite_interpreter
+
+    interp = tflite_interpreter(model.data, model.source, reference=reference)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     shape = tuple(inp["shape"])
     outs = []

@@ -190,7 +190,7 @@ def per_layer_error(
 
     ``output_layers`` names the layers behind the graph outputs (their tensors carry no layer name).
     """
-    from .evaluate import tflite_interpreter
+    from ._tf import tflite_interpreter
     from .quantio import dequantize, fit_samples, quantize_input
 
     if len(int8.inputs) != 1 or len(flt.inputs) != 1:
@@ -211,8 +211,7 @@ def per_layer_error(
             f"{int8.source}: no op output matches a tensor of the float model by name",
             hint="give the float model this int8 model was converted from",
         )
-    qi = tflite_interpreter(int8, reference=True, preserve_all_tensors=True)
-    fi = tflite_interpreter(flt, reference=True, preserve_all_tensors=True)
+    qi, fi = (tflite_interpreter(m.data, m.source, reference=True, preserve_all=True) for m in (int8, flt))
     in_q, in_f = int8.main.inputs[0], flt.main.inputs[0]
     stats = {i: _Stats(int8.tensors[i].shape[-1] if int8.tensors[i].shape else 1) for i in watched}
     for sq, sf in progress(zip(xq, xf, strict=True), "per-layer error", total=len(xq)):
