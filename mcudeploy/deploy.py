@@ -464,6 +464,26 @@ def _tflm_tree_input(ctx: Context, rt: str) -> Any:
     return {"path": str(root), "install": read_manifest(root.parent)}
 
 
+def _simulator_input(ctx: Context, rt: str) -> Any:
+    """The simulator a run without a port or place uses, as a stage input: its [simulator] table and
+    its executable's version line, so another QEMU or FVP (or icount shift) measures again."""
+    if _on_hardware(ctx):
+        return None
+    from .boards import get_board
+    from .device.targets import simulator_for
+    from .firmware.build import tool_version
+
+    board = get_board(ctx.options["firmware"]["board"])
+    sim = simulator_for(board, npu=rt == "tflm" and board.npu is not None and "vela" in ctx.artifacts)
+    if sim is None:
+        return None
+    try:
+        exe = sim.find_executable()
+    except MCUDeployError:
+        return None  # the run itself names what is missing
+    return {"name": sim.name, "config": sim.config, "version": tool_version(exe)}
+
+
 def _paths(ctx: Context, *keys: str) -> dict[str, Any]:
     return {k: ctx.artifacts.get(k) for k in keys}
 
@@ -553,6 +573,7 @@ def deploy_stages(cfg: dict[str, Any]) -> list[Stage]:
                 functools.partial(run_on_target, rt=rt),
                 lambda ctx, rt=rt: {
                     "opts": ctx.options["run"],
+                    "simulator": _simulator_input(ctx, rt),
                     **_paths(ctx, f"elf-{rt}", "int8"),
                     **data_paths(ctx),
                 },

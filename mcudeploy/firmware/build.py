@@ -85,11 +85,12 @@ VERSIONED_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-g++", "cmake")
 def toolchain_versions() -> dict[str, str | None]:
     """The ``--version`` line of each build tool on PATH (None when absent). Part of the build stage's
     key in ``deploy``: firmware made by another compiler is not reused."""
-    return {t: _tool_version(shutil.which(t)) for t in VERSIONED_TOOLS}
+    return {t: tool_version(shutil.which(t)) for t in VERSIONED_TOOLS}
 
 
 @functools.cache
-def _tool_version(path: str | None) -> str | None:
+def tool_version(path: str | None) -> str | None:
+    """The first line ``PATH --version`` prints (None if it cannot run), once per process."""
     if path is None:
         return None
     try:
