@@ -579,7 +579,8 @@ static __attribute__((noinline)) void gemv2_requant(const int8_t *x0, const int8
 static inline void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
 {
 #ifdef MCD_MVE
-    for (; n > 0; n -= 16, src += 16, dst += 16) {
+    for (; n >= 16; n -= 16, src += 16, dst += 16) vstrbq_s8(dst, vldrbq_s8(src));
+    if (n > 0) {
         const mve_pred16_t p = vctp8q((uint32_t)n);
         vstrbq_p_s8(dst, vldrbq_z_s8(src, p), p);
     }
@@ -672,6 +673,11 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
     int32_t *const xe0 = (int32_t *)(void *)col0;
     int32_t *const xe1 = (int32_t *)(void *)(col0 + slot);
     const rq_t rq = rq_make(p[CV_FASTRQ], ooff, lo, hi);
+#elif defined(MCD_MVE)
+    /* output pixels in pairs (gemv2_mve): two K-byte patches (lower.py conv_scratch), the first waits */
+    const int8_t *pending = 0;
+    int8_t *pending_y = 0;
+    int8_t *const col0 = col;
 #endif
     for (int32_t b = 0; b < p[CV_N]; ++b) {
         const int8_t *xb = x + b * H * W * C;
@@ -682,6 +688,8 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
                 const int8_t *patch;
 #if defined(MCD_DSP)
                 col = col0 + (pending ? slot : 0) + F;
+#elif defined(MCD_MVE)
+                col = col0 + (pending ? K : 0);
 #endif
                 if (direct) {
                     patch = xb + (iy0 * W + ix0) * C;
@@ -732,8 +740,14 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
                     pending_y = y;
                 }
 #elif defined(MCD_MVE) /* inlined: its setup and constants stay out of the pixel loop */
-                if (p[CV_FASTRQ]) gemv_mve(patch, w, K, OC, bias, mult, shift, ooff, lo, hi, y, 1);
-                else gemv_mve(patch, w, K, OC, bias, mult, shift, ooff, lo, hi, y, 0);
+                if (pending) {
+                    if (p[CV_FASTRQ]) gemv2_mve(pending, patch, w, K, OC, bias, mult, shift, ooff, lo, hi, pending_y, y, 1);
+                    else gemv2_mve(pending, patch, w, K, OC, bias, mult, shift, ooff, lo, hi, pending_y, y, 0);
+                    pending = 0;
+                } else {
+                    pending = patch;
+                    pending_y = y;
+                }
 #else
                 gemv_requant(patch, w, K, OC, bias, mult, shift, ooff, lo, hi, y, p[CV_FASTRQ]);
 #endif
@@ -744,6 +758,8 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
 #if defined(MCD_DSP)
     /* an odd last pixel: its patch's first F bytes are expanded now, so twice through the pair kernel */
     if (pending) gemv2_requant(pending, pending, xe0, xe0, w, K, OC, bias, mult, shift, &rq, pending_y, pending_y);
+#elif defined(MCD_MVE)
+    if (pending) gemv_mve(pending, w, K, OC, bias, mult, shift, ooff, lo, hi, pending_y, p[CV_FASTRQ] != 0);
 #endif
 }
 

@@ -284,13 +284,13 @@ def dw_scratch(params: tuple[int, ...], arch: str = "host") -> int:
 
 def conv_scratch(params: tuple[int, ...], arch: str = "host") -> int:
     """Bytes of CONV_2D's scratch: the im2col patch of one output pixel (none for a 1x1 filter without
-    padding, read in place); the DSP path computes pixels in pairs: two slots of F + K bytes (F = K's
-    16-byte chunks), each a patch copied F bytes in, then expanded in place to halfword pairs (2F bytes)
-    ahead of its raw K % 16 tail."""
+    padding, read in place). MVE computes pixels in pairs: two patches. DSP too: two slots of F + K
+    bytes (F = K's 16-byte chunks), each a patch copied F bytes in, then expanded in place to halfword
+    pairs (2F bytes) ahead of its raw K % 16 tail."""
     c, kh, kw, ph, pw = params[3], params[7], params[8], params[13], params[14]
     k = kh * kw * c
-    if arch != "dsp":
-        return 0 if (kh, kw, ph, pw) == (1, 1, 0, 0) else k
+    if arch != "dsp":  # MVE: pixels in pairs, two patches
+        return 0 if (kh, kw, ph, pw) == (1, 1, 0, 0) else k * (2 if arch == "mve" else 1)
     return 2 * ((k // 16 * 16 + k + 3) // 4 * 4)
 
 
