@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError
 
@@ -79,6 +81,17 @@ def _why(e: OSError, path: Path) -> str:
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write UTF-8 text with LF line endings atomically."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def json_text(data: Any, *, sort_keys: bool = True) -> str:
+    """How mcudeploy writes JSON: indented, keys sorted (byte-identical for the same data), a final
+    newline."""
+    return json.dumps(data, indent=2, sort_keys=sort_keys) + "\n"
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
+    """:func:`json_text` of ``data`` written atomically to ``path``."""
+    return write_text_atomic(path, json_text(data))
 
 
 @contextlib.contextmanager

@@ -7,13 +7,12 @@ run) are appended to :func:`demo_stages`' list.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._io import write_bytes_atomic, write_text_atomic
+from ._io import write_bytes_atomic, write_json_atomic
 from .ml.evaluate import Agreement, Evaluation, Rung, check_gates
 from .pipeline import Context, Pipeline, Stage, StageResult
 
@@ -51,7 +50,7 @@ def _evaluate(ctx: Context) -> tuple[dict[str, Path], dict[str, Any]]:
 
     ev = evaluate_files(ctx.artifact("int8"), ctx.artifact("test_npz"), float_path=ctx.artifact("keras"))
     doc = ev.to_dict()
-    path = write_text_atomic(ctx.out / EVALUATION, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    path = write_json_atomic(ctx.out / EVALUATION, doc)
     return {"evaluation": path}, doc
 
 

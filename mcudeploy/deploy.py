@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._io import atomic_directory, write_bytes_atomic, write_text_atomic
+from ._io import atomic_directory, write_bytes_atomic, write_json_atomic, write_text_atomic
 from .deploy_config import (
     AUTO_RUNTIME,
     BUILTIN_DIGITS,
@@ -180,9 +179,7 @@ def _evaluate(ctx: Context) -> StageOut:
         per_layer_samples=(o["per_layer_samples"] or None) if keras else None,
     )
     doc = ev.to_dict()
-    path = write_text_atomic(
-        ctx.stage_dir("evaluate") / "evaluation.json", json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    )
+    path = write_json_atomic(ctx.stage_dir("evaluate") / "evaluation.json", doc)
     enforce_gates(ev, ctx.options["evaluate"]["gates"])
     return {"evaluation": path}, doc
 
@@ -393,7 +390,7 @@ def run_on_target(ctx: Context, rt: str) -> StageOut:
     outputs = {f"results-{rt}": d / "results.jsonl"}
     if "error" not in profile:
         outputs |= {f"{k}-{rt}": v for k, v in write_profile(d, profile).items()}
-    summary_path = write_text_atomic(d / "summary.json", json.dumps(s, indent=2, sort_keys=True) + "\n")
+    summary_path = write_json_atomic(d / "summary.json", s)
     # CI systems read the device gates as test cases (`mcudeploy ci` uploads this file)
     junit = write_text_atomic(d / "junit.xml", to_junit(s, suite=f"mcudeploy.deploy.{rt}"))
     return outputs | {f"run-summary-{rt}": summary_path, f"junit-{rt}": junit}, s

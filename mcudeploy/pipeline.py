@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._io import file_digest, write_text_atomic
+from ._io import file_digest, write_json_atomic
 from .errors import MCUDeployError
 
 MANIFEST = "manifest.json"
@@ -142,7 +142,7 @@ class Pipeline:
             return {"stages": {}}
 
     def _save_manifest(self, manifest: dict[str, Any]) -> None:
-        write_text_atomic(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        write_json_atomic(self.manifest_path, manifest)
 
     def _rel(self, p: Path) -> str:
         try:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+
+from .._io import json_text, write_text_atomic
 
 
 def json_option(help: str, *, bare: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -27,11 +28,9 @@ def emit_json(json_out: Path | None, data: Any, *, sort_keys: bool = True) -> bo
     """
     if json_out is None:
         return False
-    text = json.dumps(data, indent=2, sort_keys=sort_keys) + "\n"
+    text = json_text(data, sort_keys=sort_keys)
     if str(json_out) == "-":
         click.echo(text, nl=False)
         return True
-    from .._io import write_text_atomic
-
     write_text_atomic(json_out, text)
     return False

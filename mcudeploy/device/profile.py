@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
-from .._io import write_text_atomic
+from .._io import write_json_atomic, write_text_atomic
 from ..ml.model import Model
 from ..protocol import Hello, ProfileResult
 from .results import timer_unit
@@ -112,8 +111,6 @@ def write_profile(out_dir: str | Path, profile: dict[str, Any]) -> dict[str, Pat
     """profile.json and profile.csv in ``out_dir`` (atomic, deterministic)."""
     out = Path(out_dir)
     return {
-        "profile_json": write_text_atomic(
-            out / "profile.json", json.dumps(profile, indent=2, sort_keys=True) + "\n"
-        ),
+        "profile_json": write_json_atomic(out / "profile.json", profile),
         "profile_csv": write_text_atomic(out / "profile.csv", to_csv(profile)),
     }

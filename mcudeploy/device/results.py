@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-from .._io import write_text_atomic
+from .._io import write_json_atomic, write_text_atomic
 
 PERCENTILES = (("min", 0), ("median", 50), ("p90", 90), ("p99", 99), ("max", 100))
 
@@ -197,9 +196,7 @@ def write_results(
 ) -> dict[str, Path]:
     """summary.json, samples.csv and junit.xml beside the run's results.jsonl."""
     return {
-        "json": write_text_atomic(
-            out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n"
-        ),
+        "json": write_json_atomic(out_dir / "summary.json", summary),
         "csv": write_text_atomic(out_dir / "samples.csv", to_csv(records)),
         "junit": write_text_atomic(out_dir / "junit.xml", to_junit(summary)),
     }

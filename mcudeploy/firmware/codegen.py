@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._io import atomic_directory, file_digest, write_bytes_atomic
+from .._io import atomic_directory, file_digest, json_text, write_bytes_atomic
 from ..boards import Board
 from ..errors import ConfigError, DatasetError, InputError, UnsupportedError
 from ..ml.model import NPU_CUSTOM_OP, Model
@@ -380,7 +380,7 @@ def generate(
         "memory": fit.to_dict(),
         "files": {p: hashlib.sha256(files[p]).hexdigest() for p in sorted(files)},
     }
-    files[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    files[MANIFEST] = json_text(manifest).encode()
 
     out = Path(out_dir)
     with atomic_directory(out) as stage:

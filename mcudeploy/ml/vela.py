@@ -15,7 +15,6 @@ import configparser
 import contextlib
 import csv
 import io
-import json
 import os
 import re
 import subprocess
@@ -28,7 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .._io import write_bytes_atomic, write_text_atomic
+from .._io import json_text, write_bytes_atomic, write_text_atomic
 from ..boards import NPU_MACS, Board, vela_ini_path
 from ..errors import (
     BudgetError,
@@ -428,7 +427,7 @@ def _compile(model: Model, cfg: VelaConfig, out_dir: Path | None) -> CompiledMod
 
 
 def report_json(report: VelaReport) -> str:
-    return json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n"
+    return json_text(report.to_dict(), sort_keys=False)
 
 
 # -- gates --------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_directory, write_text_atomic
+from .._io import atomic_directory, write_json_atomic
 
 CACHE_ENV = "MCUDEPLOY_CACHE_DIR"
 MANIFEST = "mcudeploy-install.json"
@@ -106,7 +106,7 @@ def install(
         with atomic_directory(final) as stage:
             os.chmod(stage, 0o755)  # mkdtemp made it private; the cache is read by other tools
             manifest = {"kind": kind, "key": key, **build(stage)}
-            write_text_atomic(stage / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            write_json_atomic(stage / MANIFEST, manifest)
         return Installed(kind, final, manifest)
 
 
@@ -131,7 +131,7 @@ def installed(kind: str | None = None, *, root: Path | None = None) -> list[Inst
 def set_current(kind: str, item: Installed, *, root: Path | None = None) -> Path:
     """Make ``item`` the one found by default for ``kind`` (e.g. the TFLM tree builds use)."""
     path = (root or cache_root()) / kind / "current.json"
-    write_text_atomic(path, json.dumps({"key": item.path.name}, indent=2) + "\n")
+    write_json_atomic(path, {"key": item.path.name})
     return path
 
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .._io import file_digest
+from .._io import file_digest, json_text
 from ..errors import ChecksumError, InputError, ToolMissingError
 from .download import FROM_HINT, download, verify
 
@@ -337,7 +337,7 @@ def write_pack(provider: Provider, pins: list[Pin], out: Path, *, log: list[str]
         _add(
             pack,
             PACK_MANIFEST,
-            (json.dumps({"format": 1, "sources": entries}, indent=2, sort_keys=True) + "\n").encode(),
+            json_text({"format": 1, "sources": entries}).encode(),
         )
     return write_bytes_atomic(out, buf.getvalue())
 
