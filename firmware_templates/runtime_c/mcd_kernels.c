@@ -402,13 +402,22 @@ static inline __attribute__((always_inline)) void gemv2_mve(const int8_t *x0, co
         acc1 = vsetq_lane_s32(sb2, acc1, 2);
         acc0 = vsetq_lane_s32(sa3, acc0, 3);
         acc1 = vsetq_lane_s32(sb3, acc1, 3);
-        const mve_pred16_t p4 = vctp32q((uint32_t)(O - o < 4 ? O - o : 4));
-        const int32x4_t vb = vldrwq_z_s32(bias + o, p4), vm = vldrwq_z_s32(mult + o, p4);
-        const int32x4_t vs = vldrwq_z_s32(shift + o, p4), vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi);
-        acc0 = vaddq_n_s32(mve_rq(vaddq_s32(acc0, vb), vm, vs, rs), ooff);
-        acc1 = vaddq_n_s32(mve_rq(vaddq_s32(acc1, vb), vm, vs, rs), ooff);
-        vstrbq_p_s32(y0 + o, vminq_s32(vmaxq_s32(acc0, vlo), vhi), p4);
-        vstrbq_p_s32(y1 + o, vminq_s32(vmaxq_s32(acc1, vlo), vhi), p4);
+        const int32x4_t vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi);
+        if (O - o >= 4) {
+            const int32x4_t vb = vldrwq_s32(bias + o), vm = vldrwq_s32(mult + o), vs = vldrwq_s32(shift + o);
+            acc0 = vaddq_n_s32(mve_rq(vaddq_s32(acc0, vb), vm, vs, rs), ooff);
+            acc1 = vaddq_n_s32(mve_rq(vaddq_s32(acc1, vb), vm, vs, rs), ooff);
+            vstrbq_s32(y0 + o, vminq_s32(vmaxq_s32(acc0, vlo), vhi));
+            vstrbq_s32(y1 + o, vminq_s32(vmaxq_s32(acc1, vlo), vhi));
+        } else {
+            const mve_pred16_t p4 = vctp32q((uint32_t)(O - o));
+            const int32x4_t vb = vldrwq_z_s32(bias + o, p4), vm = vldrwq_z_s32(mult + o, p4);
+            const int32x4_t vs = vldrwq_z_s32(shift + o, p4);
+            acc0 = vaddq_n_s32(mve_rq(vaddq_s32(acc0, vb), vm, vs, rs), ooff);
+            acc1 = vaddq_n_s32(mve_rq(vaddq_s32(acc1, vb), vm, vs, rs), ooff);
+            vstrbq_p_s32(y0 + o, vminq_s32(vmaxq_s32(acc0, vlo), vhi), p4);
+            vstrbq_p_s32(y1 + o, vminq_s32(vmaxq_s32(acc1, vlo), vhi), p4);
+        }
     }
 }
 #endif
