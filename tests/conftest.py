@@ -9,6 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import tests.hyp  # noqa: F401  (the hypothesis profile: derandomized in make test)
@@ -92,6 +93,14 @@ def digits_int8(digits_keras, digits_split, session_dir: Path):
     model = convert_int8(digits_keras, digits_split.x_train, source="digits_int8.tflite")
     (session_dir / "digits_int8.tflite").write_bytes(model.data)
     return model
+
+
+@pytest.fixture(scope="session")
+def digits_test_int8(digits_int8, digits_split) -> np.ndarray:
+    """The digits test split quantized with the int8 model's input scale and zero point."""
+    from mcudeploy.ml.quantio import quantize_input
+
+    return quantize_input(digits_split.x_test, digits_int8.inputs[0])
 
 
 @pytest.fixture(scope="session")

@@ -99,11 +99,8 @@ def test_qemu_command_is_built_from_the_board(tmp_path: Path) -> None:
 
 # -- build + run on QEMU ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def digits_inputs(digits_int8, digits_split) -> np.ndarray:
-    t = digits_int8.inputs[0]
-    x = digits_split.x_test[:12]
-    q = np.round(x / t.quant.scale[0]) + t.quant.zero_point[0]
-    return np.clip(q, -128, 127).astype(np.int8)
+def digits_inputs(digits_test_int8) -> np.ndarray:
+    return digits_test_int8[:12]
 
 
 @pytest.fixture(scope="module")

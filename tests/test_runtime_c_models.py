@@ -56,11 +56,9 @@ def test_digits_model_bit_exact(digits_int8, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_digits_test_set_bit_exact(digits_int8, digits_split, tmp_path: Path) -> None:
+def test_digits_test_set_bit_exact(digits_int8, digits_test_int8, tmp_path: Path) -> None:
     """Real (quantized) test images, not just random bytes."""
-    t = digits_int8.inputs[0]
-    scale, zp = t.quant.scale[0], t.quant.zero_point[0]
-    x = np.clip(np.round(digits_split.x_test / scale) + zp, -128, 127).astype(np.int8)
+    x = digits_test_int8
     exe = build_host_executable(digits_int8, tmp_path / "build")
     got = run_host_executable(exe, digits_int8, x)
     ref = HostTFLM(digits_int8)

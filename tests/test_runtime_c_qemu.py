@@ -23,10 +23,10 @@ ARCH_BOARDS = ["qemu-an547", "qemu-an386", "qemu-an500", "qemu-an505"]
 
 @pytest.mark.qemu
 @pytest.mark.slow
-def test_c_runtime_runs_every_digits_test_sample_on_qemu(digits_int8, digits_split, tmp_path: Path) -> None:
-    t = digits_int8.inputs[0]
-    x = np.clip(np.round(digits_split.x_test / t.quant.scale[0]) + t.quant.zero_point[0], -128, 127)
-    x = x.astype(np.int8)
+def test_c_runtime_runs_every_digits_test_sample_on_qemu(
+    digits_int8, digits_test_int8, tmp_path: Path
+) -> None:
+    x = digits_test_int8
     p = codegen.generate(
         digits_int8, get_board(QEMU), tmp_path / "proj", runtime="c", inputs=x, num_vectors=len(x)
     )
