@@ -439,16 +439,16 @@ def _toolchain_versions() -> dict[str, str | None]:
 
 
 def _tflm_tree_input(ctx: Context, rt: str) -> Any:
-    """The TFLite Micro tree a ``tflm`` build will use, as a stage input: where it is and, for a tree
-    `mcudeploy setup tflm` installed, what it was made from (its install manifest). The option alone
-    is no key: without it the tree is the variable's or setup's current one, which can change."""
+    """The TFLite Micro tree a ``tflm`` build will use, as a stage input: where it is and the path,
+    size and mtime of each source in it (as the prebuilt TFLM library's key). The option alone is no
+    key: without it the tree is the variable's or setup's current one, and a tree can be re-exported."""
     if rt != "tflm":
         return None
     from .errors import ToolMissingError
     from .firmware.build import find_tflm_root
     from .firmware.codegen import load_project
     from .ml.model import NPU_CUSTOM_OP
-    from .setup.cache import read_manifest
+    from .setup.tflm_lib import tree_fingerprint
 
     project, npu = ctx.artifacts.get(f"project-{rt}"), False
     if project is not None:
@@ -458,7 +458,7 @@ def _tflm_tree_input(ctx: Context, rt: str) -> Any:
         root = find_tflm_root(ctx.options["firmware"]["tflm_root"], npu=npu)
     except ToolMissingError:
         return None  # the build itself names what is missing
-    return {"path": str(root), "install": read_manifest(root.parent)}
+    return tree_fingerprint(root)
 
 
 def _simulator_input(ctx: Context, rt: str) -> Any:

@@ -448,9 +448,10 @@ def test_deploy_rebuilds_tflm_firmware_when_the_tree_it_finds_changes(
     cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The build-tflm stage's key names the tree the build will find: another tree made current by
-    `setup tflm`, or MCUDEPLOY_TFLM_ROOT set, changes it although no option changed; the same tree
-    twice does not. The C runtime's build key ignores TFLM trees."""
+    `setup tflm`, MCUDEPLOY_TFLM_ROOT set, or the tree edited in place changes it although no option
+    changed; the same tree twice does not. The C runtime's build key ignores TFLM trees."""
     from mcudeploy.deploy import deploy_stages, load_config
+    from mcudeploy.firmware import build as build_mod
     from mcudeploy.pipeline import Context, _digest, _fingerprint
 
     monkeypatch.delenv("MCUDEPLOY_TFLM_ROOT", raising=False)
@@ -473,6 +474,8 @@ def test_deploy_rebuilds_tflm_firmware_when_the_tree_it_finds_changes(
     assert key() not in (none, with_first)
     monkeypatch.setenv("MCUDEPLOY_TFLM_ROOT", str(first.path / "tree"))
     assert key() == with_first  # the same tree, found through the variable
+    (first.path / "tree" / build_mod.TFLM_REQUIRED[0]).write_text("/* exported again */\n")
+    assert key() != with_first  # a tree edited (or re-exported) in place
     assert key("c") == c_key
 
 

@@ -35,7 +35,9 @@ def enabled() -> bool:
     return os.environ.get(DISABLE_ENV, "1") not in ("0", "no", "off", "false")
 
 
-def _tree_fingerprint(root: Path) -> str:
+def tree_fingerprint(root: Path) -> str:
+    """Where a TFLM tree is and the path, size and mtime of each of its sources: cheap (no reads),
+    and changed by a new export or an edit in place."""
     h = hashlib.sha256(str(root).encode())
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.suffix in (".c", ".cc", ".cpp", ".h", ".hpp", ".inc"):
@@ -62,7 +64,7 @@ def library_key(project: Path, root: Path, gcc: str) -> tuple[str, dict[str, Any
     cpu = re.search(r"-mcpu=(\S+)", " ".join(flags))
     parts = {
         "tree": str(root),
-        "tree_files": _tree_fingerprint(root),
+        "tree_files": tree_fingerprint(root),
         "fragment": hashlib.sha256(fragment.encode()).hexdigest(),
         "flags": flags,
         "toolchain": hashlib.sha256(toolchain.encode()).hexdigest(),
