@@ -928,20 +928,6 @@ static inline __attribute__((always_inline)) void dw_pixel(const int8_t *xp, con
     if (c0 < C) dw_block(xp + c0, tap, T, w + c0, C, rq, ooff, lo, hi, y + c0, 0, C - c0, rs);
 }
 
-/* one copy of the pixel code per requantization form */
-static __attribute__((noinline)) void dw_pixel_g(const int8_t *xp, const int32_t *tap, int32_t T, const int8_t *w,
-                                                 int32_t C, const int32_t *rq, int32_t ooff, int32_t lo,
-                                                 int32_t hi, int8_t *y)
-{
-    dw_pixel(xp, tap, T, w, C, rq, ooff, lo, hi, y, 0);
-}
-
-static __attribute__((noinline)) void dw_pixel_r(const int8_t *xp, const int32_t *tap, int32_t T, const int8_t *w,
-                                                 int32_t C, const int32_t *rq, int32_t ooff, int32_t lo,
-                                                 int32_t hi, int8_t *y)
-{
-    dw_pixel(xp, tap, T, w, C, rq, ooff, lo, hi, y, 1);
-}
 #endif
 
 #ifdef MCD_MVE
@@ -949,13 +935,13 @@ static __attribute__((noinline)) void dw_pixel_r(const int8_t *xp, const int32_t
  * offsets shared by all such pixels; a border pixel gets its own offsets from the input's start, taps
  * in the padding pointing at the zero-point row. Scratch: that row (C, rounded up to 16), then the two
  * tables of KH * KW int32 offsets (lower.py dw_scratch). */
-static void dw_mve(const int32_t *p, const int8_t *x, const int8_t *w, int8_t *padrow, int8_t *y)
+static inline __attribute__((always_inline)) void dw_mve(const int32_t *p, const int8_t *x, const int8_t *w,
+                                                         int8_t *padrow, int8_t *y, int rs)
 {
     const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], OH = p[CV_OH], OW = p[CV_OW];
     const int32_t KH = p[CV_KH], KW = p[CV_KW], SH = p[CV_SH], SW = p[CV_SW], DH = p[CV_DH], DW = p[CV_DW];
     const int32_t ooff = p[CV_OOFF], lo = p[CV_AMIN], hi = p[CV_AMAX], T = KH * KW;
-    const int32_t *rq = p + CV_HDR + 3 * C; /* lower.py mve_dw_blocks */
-    const int rs = rq[0];
+    const int32_t *rq = p + CV_HDR + 3 * C + 1; /* lower.py mve_dw_blocks, after the form flag */
     int32_t *inner = (int32_t *)(void *)(padrow + ((C + 15) & ~15)), *border = inner + T;
     for (int32_t ky = 0, t = 0; ky < KH; ++ky)
         for (int32_t kx = 0; kx < KW; ++kx, ++t) inner[t] = (ky * DH * W + kx * DW) * C;
@@ -981,11 +967,23 @@ static void dw_mve(const int32_t *p, const int8_t *x, const int8_t *w, int8_t *p
                         }
                     }
                 }
-                if (rs) dw_pixel_r(xp, tap, T, w, C, rq + 1, ooff, lo, hi, y);
-                else dw_pixel_g(xp, tap, T, w, C, rq + 1, ooff, lo, hi, y);
+                dw_pixel(xp, tap, T, w, C, rq, ooff, lo, hi, y, rs);
             }
         }
     }
+}
+
+/* one copy of the pixel loop per requantization form */
+static __attribute__((noinline)) void dw_mve_r(const int32_t *p, const int8_t *x, const int8_t *w, int8_t *padrow,
+                                               int8_t *y)
+{
+    dw_mve(p, x, w, padrow, y, 1);
+}
+
+static __attribute__((noinline)) void dw_mve_g(const int32_t *p, const int8_t *x, const int8_t *w, int8_t *padrow,
+                                               int8_t *y)
+{
+    dw_mve(p, x, w, padrow, y, 0);
 }
 #else
 #define DW_PIX 1
@@ -1006,7 +1004,8 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
     if (fast) fill_bytes(padrow, (int8_t)pad, C);
 #ifdef MCD_MVE
     if (fast) {
-        dw_mve(p, x, w, padrow, y);
+        if (p[CV_HDR + 3 * C]) dw_mve_r(p, x, w, padrow, y);
+        else dw_mve_g(p, x, w, padrow, y);
         return;
     }
 #else
