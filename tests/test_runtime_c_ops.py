@@ -311,17 +311,13 @@ def _op_mix_model():
 @pytest.mark.qemu
 def test_op_mix_firmware_on_qemu_matches_host_tflm(tmp_path) -> None:
     """The new kernels compiled for the M55 (arm-none-eabi-gcc, MVE build) and run on QEMU."""
-    from mcudeploy.boards import get_board
-    from mcudeploy.firmware import build as build_mod
-    from mcudeploy.firmware import codegen
     from mcudeploy.ml.tflm_host import run_tflm
-    from tests.qemu_tv import TV_LINE, run_elf, tv_outputs
+    from tests.qemu_tv import run_vectors, tv_outputs
 
     model = _op_mix_model()
     x = np.random.default_rng(3).integers(-128, 128, (12, 5, 5, 3), dtype=np.int8)
-    p = codegen.generate(model, get_board("qemu-an547"), tmp_path / "proj", runtime="c", inputs=x)
-    code, uart = run_elf(build_mod.build(p.path).elf, "qemu-an547", timeout=120.0)
+    _, code, uart, rows = run_vectors(model, "qemu-an547", x, tmp_path / "proj")
     assert code == 0, uart[-2000:]
-    device = tv_outputs(TV_LINE.findall(uart))
+    device = tv_outputs(rows)
     assert len(device) == len(x) and len({d.tobytes() for d in device}) > 1  # outputs depend on inputs
     assert device.tobytes() == run_tflm(model, x).astype(np.int8).tobytes()

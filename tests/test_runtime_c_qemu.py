@@ -8,13 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcudeploy.boards import get_board
-from mcudeploy.firmware import build as build_mod
-from mcudeploy.firmware import codegen
 from mcudeploy.ml.tflite_builder import GraphBuilder
 from mcudeploy.ml.tflm_host import run_tflm
 from tests.graphs import conv, pool
-from tests.qemu_tv import TV_LINE, run_elf, tv_outputs
+from tests.qemu_tv import run_vectors, tv_outputs
 
 QEMU = "qemu-an547"
 # one QEMU board per CPU the runtime has a SIMD path for: M55 (MVE), M4, M7, M33 (DSP extension)
@@ -27,12 +24,7 @@ def test_c_runtime_runs_every_digits_test_sample_on_qemu(
     digits_int8, digits_test_int8, tmp_path: Path
 ) -> None:
     x = digits_test_int8
-    p = codegen.generate(
-        digits_int8, get_board(QEMU), tmp_path / "proj", runtime="c", inputs=x, num_vectors=len(x)
-    )
-    fw = build_mod.build(p.path)
-    code, uart = run_elf(fw.elf, QEMU, timeout=120.0)
-    rows = TV_LINE.findall(uart)
+    p, code, uart, rows = run_vectors(digits_int8, QEMU, x, tmp_path / "proj", num_vectors=len(x))
     assert code == 0, uart[-2000:]
     assert f"runtime=c timer=icount-instructions arena={p.arena_bytes}" in uart
     assert [int(r[0]) for r in rows] == list(range(len(x)))
@@ -104,10 +96,7 @@ def test_c_runtime_kernel_mix_on_qemu_matches_host_tflm(board: str, tmp_path: Pa
     """Each architecture path the runtime compiles (MVE on M55, DSP on M4/M7/M33) on its QEMU board."""
     model = _kernel_mix_model()
     x = np.random.default_rng(2).integers(-128, 128, (40, 8, 8, 12), dtype=np.int8)
-    p = codegen.generate(model, get_board(board), tmp_path / "proj", runtime="c", inputs=x)
-    fw = build_mod.build(p.path)
-    code, uart = run_elf(fw.elf, board, timeout=120.0)
-    rows = TV_LINE.findall(uart)
+    _, code, uart, rows = run_vectors(model, board, x, tmp_path / "proj")
     assert code == 0, uart[-2000:]
     device = tv_outputs(rows)
     assert device.tobytes() == run_tflm(model, x).astype(np.int8).tobytes()
@@ -157,10 +146,7 @@ def test_c_runtime_requantization_edges_on_qemu_match_host_tflm(board: str, tmp_
     rng = np.random.default_rng(3)
     x = np.concatenate([[-128 * sign, 127 * sign, -127 * sign], rng.integers(-128, 128, (13, 16))])
     x = x.astype(np.int8).reshape(16, 1, 16)
-    p = codegen.generate(model, get_board(board), tmp_path / "proj", runtime="c", inputs=x)
-    fw = build_mod.build(p.path)
-    code, uart = run_elf(fw.elf, board, timeout=120.0)
-    rows = TV_LINE.findall(uart)
+    _, code, uart, rows = run_vectors(model, board, x, tmp_path / "proj")
     assert code == 0 and len(rows) == len(x), uart[-2000:]
     device = tv_outputs(rows)
     host = run_tflm(model, x).astype(np.int8)
@@ -242,9 +228,6 @@ def test_c_runtime_depthwise_mix_on_qemu_matches_host_tflm(board: str, tmp_path:
     """Every channel block, tail and requantization form of the depthwise kernels, byte-identical."""
     model = _depthwise_mix_model()
     x = np.random.default_rng(3).integers(-128, 128, (24, 9, 7, 5), dtype=np.int8)
-    p = codegen.generate(model, get_board(board), tmp_path / "proj", runtime="c", inputs=x)
-    fw = build_mod.build(p.path)
-    code, uart = run_elf(fw.elf, board, timeout=120.0)
-    rows = TV_LINE.findall(uart)
+    _, code, uart, rows = run_vectors(model, board, x, tmp_path / "proj")
     assert code == 0 and len(rows) == len(x), uart[-2000:]
     assert tv_outputs(rows).tobytes() == run_tflm(model, x).astype(np.int8).tobytes()

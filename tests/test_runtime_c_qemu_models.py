@@ -13,13 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcudeploy.boards import get_board
-from mcudeploy.firmware import build as build_mod
-from mcudeploy.firmware import codegen
 from mcudeploy.ml.model import Model
 from mcudeploy.ml.tflm_host import run_tflm
 from mcudeploy.ml.zoo import BENCHMARK_MODELS
-from tests.qemu_tv import TV_LINE, run_elf, tv_outputs
+from tests.qemu_tv import run_vectors, tv_outputs
 
 BOARDS = ["qemu-an547", "qemu-an386", "qemu-an500"]
 VECTORS = 3
@@ -60,10 +57,7 @@ def test_benchmark_model_on_qemu_matches_host_tflm(
     benchmark_models: _Models, name: str, board: str, tmp_path: Path
 ) -> None:
     model, x, host = benchmark_models.get(name)
-    p = codegen.generate(model, get_board(board), tmp_path / "proj", runtime="c", inputs=x)
-    fw = build_mod.build(p.path)
-    code, uart = run_elf(fw.elf, board, timeout=300.0)
-    rows = TV_LINE.findall(uart)
+    p, code, uart, rows = run_vectors(model, board, x, tmp_path / "proj", timeout=300.0)
     assert code == 0, uart[-2000:]
     assert f"runtime=c timer=icount-instructions arena={p.arena_bytes}" in uart
     assert [int(r[0]) for r in rows] == list(range(VECTORS)), uart[-2000:]
