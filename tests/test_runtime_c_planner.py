@@ -19,10 +19,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcudeploy.firmware.runtime_c.codegen import kernel_files, render_c_runtime
-from mcudeploy.firmware.runtime_c.host import host_cc
+from mcudeploy.firmware.runtime_c.host import host_cc, run_program
 from mcudeploy.firmware.runtime_c.lower import ARCHS, lower, step_scratch
-from mcudeploy.firmware.runtime_c.planner import ALIGN, MemoryPlan, overlap_delta, plan_memory, scratch_key
+from mcudeploy.firmware.runtime_c.planner import (
+    ALIGN,
+    MemoryPlan,
+    overlap_candidates,
+    plan_memory,
+    scratch_key,
+)
 from mcudeploy.ml.tflite_builder import GraphBuilder
+from mcudeploy.ml.tflm_host import HostTFLM
 from tests.graphs import conv, int8_weights
 from tests.hyp import examples
 
@@ -82,7 +89,14 @@ def check_plan(prog, plan: MemoryPlan) -> None:
             assert min(o.tensor, x.tensor) >= 0
             step = next(s for s in prog.steps if prog.storage(s.output) == o.tensor)
             assert o.first == x.last == prog.steps.index(step)
-            assert o.offset <= x.offset - overlap_delta(step, plan.arch)
+            # the input is one the kernel may be written over, by the delta of its path
+            deltas = {
+                prog.storage(step.inputs[pos]): d
+                for pos, d in overlap_candidates(step, plan.arch)
+                if step.inputs[pos] >= 0
+            }
+            assert x.tensor in deltas
+            assert o.offset <= x.offset - deltas[x.tensor]
 
 
 chains = st.fixed_dictionaries(
@@ -152,3 +166,64 @@ def test_runtime_refuses_to_compile_for_another_kernel_path(planned: str, tmp_pa
             assert r.returncode != 0, f"planned for {planned}, compiled silently for {compiled}"
             assert f"generated for the '{planned}' kernel path" in r.stderr
     assert tried >= 1
+
+
+# -- CONV_2D + ADD fused (lower.py fuse_conv_add): the convolution's output never exists ------------------
+fused_cases = st.fixed_dictionaries(
+    {
+        "h": st.integers(1, 7),
+        "w": st.integers(1, 7),
+        "c": st.integers(1, 6),
+        "oc": st.integers(1, 9),
+        "k": st.integers(1, 3),
+        "conv_first": st.booleans(),  # the convolution is the ADD's first operand
+        "act": st.sampled_from([0, 1, 3]),
+        "zp": st.integers(-128, 127),
+        "s_a": st.floats(0.01, 0.3),
+        "s_out": st.floats(0.01, 0.3),
+        "seed": st.integers(0, 2**16),
+    }
+)
+
+
+def _residual(p: dict, conv_is_output: bool = False):
+    """r = conv(x) (k x k SAME, batch 1) is the residual; y = ADD(conv(r) 3x3 or 1x1, r) in either order."""
+    rng = np.random.default_rng(p["seed"])
+    g = GraphBuilder()
+    h, w, c, oc = p["h"], p["w"], p["c"], p["oc"]
+    x = g.tensor((1, h, w, c), "int8", 0.05, p["zp"])
+    r = g.tensor((1, h, w, oc), "int8", p["s_a"], -3)
+    w1 = g.const(int8_weights(rng, (oc, p["k"], p["k"], c)), "int8", scale=0.01, zero_point=0)
+    conv(g, [x, w1, g.const(rng.integers(-500, 500, oc), "int32", scale=0.0005, zero_point=0)], r, padding=0)
+    k2 = 4 - p["k"]  # 3x3 (im2col) or 1x1 (read in place)
+    w2 = g.const(int8_weights(rng, (oc, k2, k2, oc)), "int8", scale=0.004, zero_point=0)
+    b2 = g.const(rng.integers(-500, 500, oc), "int32", scale=float(np.float32(p["s_a"]) * np.float32(0.004)))
+    cv = g.tensor((1, h, w, oc), "int8", 0.11, 7)
+    conv(g, [r, w2, b2], cv, padding=0, act=1)
+    y = g.tensor((1, h, w, oc), "int8", p["s_out"], -5)
+    g.op("ADD", [cv, r] if p["conv_first"] else [r, cv], [y], fused_activation_function=p["act"])
+    return g.build([x], [cv, y] if conv_is_output else [y])
+
+
+@examples(40)
+@given(fused_cases)
+def test_conv_add_fused_bit_exact_in_the_planned_arena(p: dict) -> None:
+    model = _residual(p)
+    prog = lower(model)
+    assert [s.kernel for s in prog.steps] == ["mcd_k_conv2d", "mcd_k_conv2d_add"]
+    for arch in ARCHS:
+        check_plan(prog, plan_memory(prog, arch))
+    ref = HostTFLM(model)
+    xs = np.random.default_rng(p["seed"]).integers(-128, 128, (3, *model.inputs[0].shape), dtype=np.int8)
+    for x in xs:
+        assert run_program(prog, x)[0].tobytes() == ref.run(x)[0].tobytes()
+
+
+def test_conv_add_not_fused_when_the_convolution_output_is_needed() -> None:
+    p = {"h": 4, "w": 5, "c": 3, "oc": 4, "k": 1, "conv_first": True, "act": 0, "zp": 0, "s_a": 0.1}
+    model = _residual({**p, "s_out": 0.2, "seed": 1}, conv_is_output=True)
+    prog = lower(model)
+    assert [s.kernel for s in prog.steps] == ["mcd_k_conv2d", "mcd_k_conv2d", "mcd_k_add"]
+    x = np.arange(60, dtype=np.int8).reshape(model.inputs[0].shape)
+    for got, want in zip(run_program(prog, x), HostTFLM(model).run(x), strict=True):
+        assert got.tobytes() == want.tobytes()

@@ -611,12 +611,24 @@ static inline void fill_bytes(int8_t *dst, int8_t v, int32_t n)
 enum { CV_N, CV_H, CV_W, CV_C, CV_OH, CV_OW, CV_OC, CV_KH, CV_KW, CV_SH, CV_SW, CV_DH, CV_DW,
        CV_PH, CV_PW, CV_IOFF, CV_OOFF, CV_AMIN, CV_AMAX, CV_DM, CV_FASTRQ, CV_HDR };
 
+static void add_flat(const int32_t *p, const int8_t *a, const int8_t *b, int8_t *y, int32_t n);
+
+/* a fused ADD (mcd_k_conv2d_add): n bytes c of the convolution's output plus the other operand r, into y */
+static void conv_add_out(const int32_t *ap, int32_t which, const int8_t *c, const int8_t *r, int8_t *y, int32_t n)
+{
+    if (which) add_flat(ap, r, c, y, n);
+    else add_flat(ap, c, r, y, n);
+}
+
 #if defined(MCD_MVE)
 
-/* CONV_2D with a 1x1 filter and no padding (the input read in place) on Helium: output pixels in pairs */
+/* CONV_2D with a 1x1 filter and no padding (the input read in place) on Helium: output pixels in pairs;
+ * fused with an ADD (tmp set), each pair goes to tmp, then through the ADD (conv_add_out) to y */
 static inline __attribute__((always_inline)) void conv1x1_mve(const int32_t *p, const int8_t *x, const int8_t *w,
-                                                              int8_t *y, int rs)
+                                                              int8_t *y, int rs, const int32_t *ap, int32_t which,
+                                                              const int8_t *res, int8_t *tmp)
 {
+    int8_t *const y0 = y;
     const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], OH = p[CV_OH], OW = p[CV_OW], OC = p[CV_OC];
     const int32_t SH = p[CV_SH], SW = p[CV_SW], ooff = p[CV_OOFF], lo = p[CV_AMIN], hi = p[CV_AMAX];
     const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
@@ -636,23 +648,32 @@ static inline __attribute__((always_inline)) void conv1x1_mve(const int32_t *p, 
             first = px;
             continue;
         }
-        gemv2_mve(first, px, w, C, OC, bias, mult, shift, ooff, lo, hi, y - OC, y, rs);
+        gemv2_mve(first, px, w, C, OC, bias, mult, shift, ooff, lo, hi, tmp ? tmp : y - OC, tmp ? tmp + OC : y, rs);
+        if (tmp) conv_add_out(ap, which, tmp, res + (y - OC - y0), y - OC, 2 * OC);
     }
-    if (total & 1) gemv_mve(first, w, C, OC, bias, mult, shift, ooff, lo, hi, y - OC, rs);
+    if (total & 1) {
+        gemv_mve(first, w, C, OC, bias, mult, shift, ooff, lo, hi, tmp ? tmp : y - OC, rs);
+        if (tmp) conv_add_out(ap, which, tmp, res + (y - OC - y0), y - OC, OC);
+    }
 }
 
-static __attribute__((noinline)) void conv1x1_mve_r(const int32_t *p, const int8_t *x, const int8_t *w, int8_t *y)
+static __attribute__((noinline)) void conv1x1_mve_r(const int32_t *p, const int8_t *x, const int8_t *w, int8_t *y,
+                                                    const int32_t *ap, int32_t which, const int8_t *res, int8_t *tmp)
 {
-    conv1x1_mve(p, x, w, y, 1);
+    conv1x1_mve(p, x, w, y, 1, ap, which, res, tmp);
 }
 
-static __attribute__((noinline)) void conv1x1_mve_g(const int32_t *p, const int8_t *x, const int8_t *w, int8_t *y)
+static __attribute__((noinline)) void conv1x1_mve_g(const int32_t *p, const int8_t *x, const int8_t *w, int8_t *y,
+                                                    const int32_t *ap, int32_t which, const int8_t *res, int8_t *tmp)
 {
-    conv1x1_mve(p, x, w, y, 0);
+    conv1x1_mve(p, x, w, y, 0, ap, which, res, tmp);
 }
 #endif
 
-void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
+/* ap: the parameters of an ADD fused after the convolution (NULL: none), which: the convolution's ADD
+ * operand (0: the first), res: the other operand */
+static void conv2d(const int32_t *p, const void *const *in, void *out, const int32_t *ap, int32_t which,
+                   const int8_t *res)
 {
     const int8_t *x = (const int8_t *)in[0];
     const int8_t *w = (const int8_t *)in[1];
@@ -664,10 +685,13 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
     const int8_t pad = (int8_t)-p[CV_IOFF]; /* the input zero point: contributes 0 after the offset */
     const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
     const int direct = KH == 1 && KW == 1 && p[CV_PH] == 0 && p[CV_PW] == 0;
+    /* a fused ADD: each pixel (pair) goes to the scratch's first 2 * OC bytes, then through the ADD to y */
+    int8_t *const tmp = ap ? col : 0, *const y0 = y;
+    if (ap) col += (2 * OC + 15) & ~15;
 #if defined(MCD_MVE)
     if (direct) {
-        if (p[CV_FASTRQ]) conv1x1_mve_r(p, x, w, y);
-        else conv1x1_mve_g(p, x, w, y);
+        if (p[CV_FASTRQ]) conv1x1_mve_r(p, x, w, y, ap, which, res, tmp);
+        else conv1x1_mve_g(p, x, w, y, ap, which, res, tmp);
         return;
     }
 #endif
@@ -741,7 +765,9 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
 #if defined(MCD_DSP)
                 if (pending) {
                     expand_pairs(patch, F, xe1);
-                    gemv2_requant(pending, patch, xe0, xe1, w, K, OC, bias, mult, shift, &rq, pending_y, y);
+                    gemv2_requant(pending, patch, xe0, xe1, w, K, OC, bias, mult, shift, &rq, tmp ? tmp : pending_y,
+                                  tmp ? tmp + OC : y);
+                    if (tmp) conv_add_out(ap, which, tmp, res + (pending_y - y0), pending_y, 2 * OC);
                     pending = 0;
                 } else {
                     expand_pairs(patch, F, xe0);
@@ -750,15 +776,18 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
                 }
 #elif defined(MCD_MVE) /* inlined: its setup and constants stay out of the pixel loop */
                 if (pending) {
-                    if (p[CV_FASTRQ]) gemv2_mve(pending, patch, w, K, OC, bias, mult, shift, ooff, lo, hi, pending_y, y, 1);
-                    else gemv2_mve(pending, patch, w, K, OC, bias, mult, shift, ooff, lo, hi, pending_y, y, 0);
+                    int8_t *const o0 = tmp ? tmp : pending_y, *const o1 = tmp ? tmp + OC : y;
+                    if (p[CV_FASTRQ]) gemv2_mve(pending, patch, w, K, OC, bias, mult, shift, ooff, lo, hi, o0, o1, 1);
+                    else gemv2_mve(pending, patch, w, K, OC, bias, mult, shift, ooff, lo, hi, o0, o1, 0);
+                    if (tmp) conv_add_out(ap, which, tmp, res + (pending_y - y0), pending_y, 2 * OC);
                     pending = 0;
                 } else {
                     pending = patch;
                     pending_y = y;
                 }
 #else
-                gemv_requant(patch, w, K, OC, bias, mult, shift, ooff, lo, hi, y, p[CV_FASTRQ]);
+                gemv_requant(patch, w, K, OC, bias, mult, shift, ooff, lo, hi, tmp ? tmp : y, p[CV_FASTRQ]);
+                if (tmp) conv_add_out(ap, which, tmp, res + (y - y0), y, OC);
 #endif
                 y += OC;
             }
@@ -766,10 +795,32 @@ void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
     }
 #if defined(MCD_DSP)
     /* an odd last pixel: its patch's first F bytes are expanded now, so twice through the pair kernel */
-    if (pending) gemv2_requant(pending, pending, xe0, xe0, w, K, OC, bias, mult, shift, &rq, pending_y, pending_y);
+    if (pending) {
+        int8_t *const o = tmp ? tmp : pending_y;
+        gemv2_requant(pending, pending, xe0, xe0, w, K, OC, bias, mult, shift, &rq, o, o);
+        if (tmp) conv_add_out(ap, which, tmp, res + (pending_y - y0), pending_y, OC);
+    }
 #elif defined(MCD_MVE)
-    if (pending) gemv_mve(pending, w, K, OC, bias, mult, shift, ooff, lo, hi, pending_y, p[CV_FASTRQ] != 0);
+    if (pending) {
+        gemv_mve(pending, w, K, OC, bias, mult, shift, ooff, lo, hi, tmp ? tmp : pending_y, p[CV_FASTRQ] != 0);
+        if (tmp) conv_add_out(ap, which, tmp, res + (pending_y - y0), pending_y, OC);
+    }
 #endif
+}
+
+void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
+{
+    conv2d(p, in, out, 0, 0, 0);
+}
+
+/* CONV_2D whose output only feeds a same-shape ADD (lower.py fuse_conv_add), so that output never exists:
+ * p = {offset of the ADD's parameters in p, the convolution's ADD operand (0: the first), the CONV_2D
+ * parameters, the ADD's}; in: x, w, NULL, scratch (2 * OC bytes rounded up to 16, then the CONV_2D
+ * scratch), the other ADD operand, which the output may overwrite in place (each pixel's bytes are read
+ * right before they are written). */
+void mcd_k_conv2d_add(const int32_t *p, const void *const *in, void *out)
+{
+    conv2d(p + 2, in, out, p + p[0], p[1], (const int8_t *)in[4]);
 }
 
 /* DEPTHWISE_CONV_2D with depth multiplier 1: per output pixel a table of one input pointer per tap (a

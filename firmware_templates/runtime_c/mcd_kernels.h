@@ -33,6 +33,7 @@ extern "C" {
 #endif
 
 void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out);
+void mcd_k_conv2d_add(const int32_t *p, const void *const *in, void *out);
 void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out);
 void mcd_k_fully_connected(const int32_t *p, const void *const *in, void *out);
 void mcd_k_avg_pool(const int32_t *p, const void *const *in, void *out);

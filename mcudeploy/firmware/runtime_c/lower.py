@@ -294,8 +294,16 @@ def conv_scratch(params: tuple[int, ...], arch: str = "host") -> int:
     return 2 * ((k // 16 * 16 + k + 3) // 4 * 4)
 
 
+def conv_add_scratch(params: tuple[int, ...], arch: str = "host") -> int:
+    """mcd_k_conv2d_add: 2 * OC bytes (a pixel pair's convolution outputs before the ADD), rounded up to
+    16, then CONV_2D's scratch."""
+    conv = params[FUSED_HDR:]
+    return (2 * conv[6] + 15) // 16 * 16 + conv_scratch(conv, arch)
+
+
 SCRATCH_FNS: dict[str, Callable[[tuple[int, ...], str], int]] = {
     "mcd_k_conv2d": conv_scratch,
+    "mcd_k_conv2d_add": conv_add_scratch,
     "mcd_k_depthwise_conv2d": dw_scratch,
 }
 
@@ -305,12 +313,74 @@ SCRATCH_FNS: dict[str, Callable[[tuple[int, ...], str], int]] = {
 # pixels at once must raise its number here, or it would read input bytes its own outputs overwrote.
 WRITE_GROUPS: dict[str, dict[str, int]] = {
     "mcd_k_conv2d": {"dsp": 2, "mve": 2},  # gemv2_requant / gemv2_mve (1x1): output pixels in pairs
+    "mcd_k_conv2d_add": {"dsp": 2, "mve": 2},
     "mcd_k_depthwise_conv2d": {},  # one pixel at a time on every path
 }
 
 
 def write_group(kernel: str, arch: str) -> int:
     return WRITE_GROUPS.get(kernel, {}).get(arch, 1)
+
+
+FUSED_HDR = 2  # mcd_k_conv2d_add: offset of the ADD's parameters, which ADD operand the convolution is
+
+
+def add_is_flat(params: tuple[int, ...]) -> bool:
+    """An ADD whose operands both walk like its output (mcd_kernels.c ``contiguous``): its flat path."""
+
+    def contiguous(d: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+        step = 1
+        for n, s in zip(reversed(d), reversed(strides), strict=True):
+            if n != 1 and s != step:
+                return False
+            step *= n
+        return True
+
+    d = params[0:4]
+    return contiguous(d, params[4:8]) and contiguous(d, params[8:12])
+
+
+def fuse_conv_add(model: Model, steps: list[Step], aliases: dict[int, int]) -> list[Step]:
+    """A CONV_2D whose output feeds nothing but one same-shape ADD becomes one mcd_k_conv2d_add step (at
+    the convolution's place) that adds each output pixel to the other operand as it is computed: the
+    convolution's output never takes arena space, and the sum may be written over the other operand.
+    Needs that operand computed before the convolution (a residual branch usually is)."""
+
+    def storage(t: int) -> int:
+        while t in aliases:
+            t = aliases[t]
+        return t
+
+    readers: dict[int, list[int]] = {}
+    producer: dict[int, int] = {}
+    for i, s in enumerate(steps):
+        for t in s.inputs:
+            if t >= 0:
+                readers.setdefault(storage(t), []).append(i)
+        producer[storage(s.output)] = i
+    outputs = {storage(t) for t in model.main.outputs}
+    fused: dict[int, Step] = {}
+    dropped: set[int] = set()
+    for i, s in enumerate(steps):
+        t = storage(s.output)
+        if s.kernel != "mcd_k_conv2d" or t in outputs or len(readers.get(t, [])) != 1:
+            continue
+        j = readers[t][0]
+        add = steps[j]
+        if add.kernel != "mcd_k_add" or not add_is_flat(add.params) or j in fused or j in dropped:
+            continue
+        ops = [storage(x) for x in add.inputs]
+        if ops.count(t) != 1:
+            continue
+        which = ops.index(t)
+        other = add.inputs[1 - which]
+        if producer.get(storage(other), -1) >= i:  # not computed yet where the convolution runs
+            continue
+        params = (FUSED_HDR + len(s.params), which, *s.params, *add.params)
+        inputs = (*s.inputs[:4], other)
+        fused[i] = Step(s.op_index, f"{s.opcode}+ADD", "mcd_k_conv2d_add", params, inputs, add.output)
+        dropped.add(j)
+    return [fused.get(i, s) for i, s in enumerate(steps) if i not in dropped]
 
 
 def _dwconv(c: _Ctx) -> tuple[str, list[int], list[int]]:
@@ -612,7 +682,7 @@ def lower(model: Model) -> Program:
             continue
         kernel, params, ins = LOWERINGS[op.opcode](c)
         steps.append(_step(c, kernel, params, ins, op.outputs[0]))
-    return Program(model, tuple(steps), aliases, derived)
+    return Program(model, tuple(fuse_conv_add(model, steps, aliases)), aliases, derived)
 
 
 def _step(c: _Ctx, kernel: str, params: list[int], ins: list[int], out: int) -> Step:

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lower import ARCHS, Program, Step, step_scratch, write_group
+from .lower import ARCHS, FUSED_HDR, Program, Step, add_is_flat, step_scratch, write_group
 
 ALIGN = 16
 _CV_N, _CV_W, _CV_C, _CV_OH, _CV_OW, _CV_OC, _CV_SH, _CV_SW, _CV_PH, _CV_PW = 0, 2, 3, 4, 5, 6, 9, 10, 13, 14
-OVERLAP_KERNELS = ("mcd_k_conv2d", "mcd_k_depthwise_conv2d")  # + mcd_k_add (same shapes)
+OVERLAP_KERNELS = ("mcd_k_conv2d", "mcd_k_depthwise_conv2d")  # + mcd_k_add, mcd_k_conv2d_add
 
 
 def scratch_key(step: int) -> int:
@@ -85,13 +85,25 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def overlap_delta(step: Step, arch: str) -> int | None:
-    """Bytes the output of a step must start below its first overlap-safe input to be written over it,
-    on kernel path ``arch`` (None: the kernel is not overlap-safe for these parameters)."""
+def overlap_candidates(step: Step, arch: str) -> list[tuple[int, int]]:
+    """(position in ``step.inputs``, delta) of each input the step's output may be written over on kernel
+    path ``arch``, starting delta bytes below it, in order of preference (empty: none)."""
     p = step.params
     if step.kernel == "mcd_k_add":
-        return 0 if _contiguous(p[0:4], p[4:8]) and _contiguous(p[0:4], p[8:12]) else None
-    if step.kernel not in OVERLAP_KERNELS or p[_CV_N] != 1:
+        return [(0, 0), (1, 0)] if add_is_flat(p) else []
+    if step.kernel == "mcd_k_conv2d_add":  # in place over the other ADD operand, else like CONV_2D
+        d = _conv_delta(p[FUSED_HDR:], write_group("mcd_k_conv2d", arch))
+        return [(4, 0)] if d is None else [(4, 0), (0, d)]
+    if step.kernel in OVERLAP_KERNELS:
+        d = _conv_delta(p, write_group(step.kernel, arch))
+        return [] if d is None else [(0, d)]
+    return []
+
+
+def _conv_delta(p: tuple[int, ...], group: int) -> int | None:
+    """CONV_2D / DEPTHWISE_CONV_2D computing ``group`` pixels at a time: how far below its input the
+    output must start (None: batch > 1, not overlap-safe)."""
+    if p[_CV_N] != 1:
         return None
     w, c, oh, ow, oc = p[_CV_W], p[_CV_C], p[_CV_OH], p[_CV_OW], p[_CV_OC]
     sh, sw, ph, pw = p[_CV_SH], p[_CV_SW], p[_CV_PH], p[_CV_PW]
@@ -101,21 +113,10 @@ def overlap_delta(step: Step, arch: str) -> int | None:
     low = (np.maximum(oy * sh - ph, 0) * w + np.maximum(ox * sw - pw, 0)) * c
     need = np.minimum.accumulate(low[::-1])[::-1]
     # a group of pixels writes its outputs while or after reading from its first pixel's need on
-    group = write_group(step.kernel, arch)
     p0 = np.arange(0, oh * ow, group)
     ends = np.minimum(p0 + group, oh * ow) * oc
     delta = int(max(0, (ends - need[p0]).max())) if len(p0) else 0
     return _align(delta)
-
-
-def _contiguous(d: tuple[int, ...], strides: tuple[int, ...]) -> bool:
-    """mcd_kernels.c ``contiguous``: the operand walks like the output (ADD's flat path)."""
-    step = 1
-    for n, s in zip(reversed(d), reversed(strides), strict=True):
-        if n != 1 and s != step:
-            return False
-        step *= n
-    return True
 
 
 def _forbidden(a: Placement, b: Placement, overlaps: dict[tuple[int, int], int]) -> tuple[int, int]:
@@ -189,13 +190,14 @@ def plan_memory(prog: Program, arch: str = "host") -> MemoryPlan:
 
     ov: dict[tuple[int, int], int] = {}
     for i, step in enumerate(prog.steps):
-        delta = overlap_delta(step, arch)
-        if delta is None:
-            continue
         o = prog.storage(step.output)
         ins = [prog.storage(t) for t in step.inputs if t >= 0 and not prog.tensor(t).is_constant]
-        # CONV/DEPTHWISE: the activation (input 0); ADD: either operand, the first one that dies here
-        for x in ins[:1] if step.kernel in OVERLAP_KERNELS else ins:
+        # the first candidate input that dies here (and is read once by the step)
+        for pos, delta in overlap_candidates(step, arch):
+            t = step.inputs[pos]
+            if t < 0 or prog.tensor(t).is_constant:
+                continue
+            x = prog.storage(t)
             if o != x and ins.count(x) == 1 and last[x] == i and first[o] == i:
                 ov[o, x] = delta
                 break
