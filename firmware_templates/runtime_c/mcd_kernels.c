@@ -347,10 +347,11 @@ static inline __attribute__((always_inline)) void gemv2_mve(const int8_t *x0, co
     const int32_t full = K >> 4, tail = K & 15;
     const mve_pred16_t ptail = vctp8q((uint32_t)tail);
     for (int32_t o = 0; o < O; o += 4) {
+        const int8_t *p0 = x0, *p1 = x1;
+#if defined(__OPTIMIZE__) /* unoptimized gcc cannot give the asm its 12 registers */
         register int32_t a0 __asm__("r0") = 0, a1 __asm__("r2") = 0, a2 __asm__("r4") = 0, a3 __asm__("r6") = 0;
         register int32_t b0 __asm__("r8") = 0, b1 __asm__("r10") = 0, b2 __asm__("r12") = 0;
         register int32_t b3 __asm__("lr") = 0;
-        const int8_t *p0 = x0, *p1 = x1;
         if (full) {
             int8x16_t v0, v1, t0, t1;
             int32_t n = full;
@@ -378,6 +379,24 @@ static inline __attribute__((always_inline)) void gemv2_mve(const int8_t *x0, co
                              :
                              : "memory", "cc");
         }
+#else
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+        for (int32_t k = full; k > 0; --k, p0 += 16, p1 += 16, w += 64) {
+            const int8x16_t v0 = vldrbq_s8(p0), v1 = vldrbq_s8(p1);
+            int8x16_t t = vldrbq_s8(w);
+            a0 = vmladavaq_s8(a0, t, v0);
+            b0 = vmladavaq_s8(b0, t, v1);
+            t = vldrbq_s8(w + 16);
+            a1 = vmladavaq_s8(a1, t, v0);
+            b1 = vmladavaq_s8(b1, t, v1);
+            t = vldrbq_s8(w + 32);
+            a2 = vmladavaq_s8(a2, t, v0);
+            b2 = vmladavaq_s8(b2, t, v1);
+            t = vldrbq_s8(w + 48);
+            a3 = vmladavaq_s8(a3, t, v0);
+            b3 = vmladavaq_s8(b3, t, v1);
+        }
+#endif
         int32_t sa0 = a0, sa1 = a1, sa2 = a2, sa3 = a3, sb0 = b0, sb1 = b1, sb2 = b2, sb3 = b3;
         if (tail) { /* each row's last K % 16 bytes, predicated */
             const int8x16_t v0 = vldrbq_z_s8(p0, ptail), v1 = vldrbq_z_s8(p1, ptail);
