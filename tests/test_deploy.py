@@ -17,6 +17,7 @@ from mcudeploy.deploy import DeployResult, deploy, load_config, parse_override, 
 from mcudeploy.errors import ConfigError
 from mcudeploy.pipeline import MANIFEST
 from mcudeploy.report import render_html
+from tests.tools import another_version_of
 
 RUN_SAMPLES = 24
 CONFIG = """
@@ -150,24 +151,6 @@ def test_changed_vela_target_leaves_the_c_firmware_alone(deployed, tmp_path: Pat
     assert ran == {"vela", "report"}  # the C runtime never runs the Vela model
 
 
-def _another_version_of(tool: str, where: Path) -> Path:
-    """A folder to put first on PATH holding ``tool`` and its siblings (arm-none-eabi-*, qemu-*): the
-    real programs, but ``tool --version`` reports another build -- another toolchain, as far as any
-    cache key can tell."""
-    real = Path(shutil.which(tool) or "")
-    where.mkdir()
-    for p in real.parent.glob(tool.split("-")[0] + "-*"):
-        (where / p.name).symlink_to(p)
-    wrapper = where / tool
-    wrapper.unlink()
-    wrapper.write_text(
-        f'#!/bin/sh\n[ "$1" = --version ] && {{ echo "{tool} (another build) 99.1"; exit 0; }}\n'
-        f'exec {real} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    return where
-
-
 @pytest.mark.qemu
 @pytest.mark.slow
 @pytest.mark.parametrize(
@@ -181,7 +164,7 @@ def test_another_compiler_or_simulator_redoes_its_stage(
     cfg_path, _ = deployed
     out = _copy_out(deployed, tmp_path)
     monkeypatch.setenv(
-        "PATH", f"{_another_version_of(tool, tmp_path / 'other')}{os.pathsep}{os.environ['PATH']}"
+        "PATH", f"{another_version_of(tool, tmp_path / 'other')}{os.pathsep}{os.environ['PATH']}"
     )
     res = deploy(load_config(cfg_path, [("", "out", str(out))]))
     ran = [r.name for r in res.results if not r.skipped]

@@ -89,6 +89,37 @@ def test_resume_reuses_only_results_of_the_same_run(
     assert "no fingerprint" in capsys.readouterr().err and (out / "superseded-2").is_dir()
 
 
+@pytest.mark.qemu
+def test_results_of_another_simulator_are_not_resumed(
+    c_protocol_project: Path,
+    digits_test_npz: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Instruction counts belong to the QEMU that measured them: a run on another qemu-system-arm (the
+    real one behind a wrapper reporting another version) starts over instead of resuming."""
+    import json
+    import os
+
+    from tests.tools import another_version_of
+
+    out = tmp_path / "out"
+    args = ("run", "--board", "qemu-an547", "--project", c_protocol_project, "--out", out, "--bench", 0)
+    args += ("--data", digits_test_npz, "--limit", 4)
+    assert cli_run(*args) == 0
+    assert cli_run(*args) == 0
+    assert json.loads((out / "summary.json").read_text())["resumed"] == 4  # the same QEMU: resumed
+    capsys.readouterr()
+    other = another_version_of("qemu-system-arm", tmp_path / "other")
+    monkeypatch.setenv("PATH", f"{other}{os.pathsep}{os.environ['PATH']}")
+    assert cli_run(*args) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "simulator:" in err and "another build" in err and "superseded-1" in err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["resumed"] == 0 and s["measured"] == 4 and s["bit_exact_fraction"] == 1.0
+
+
 HOLDER = """
 import sys
 from mcudeploy._lock import folder_lock

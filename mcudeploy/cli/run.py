@@ -279,6 +279,11 @@ def command(
                 )
             if firmware is None:
                 raise ConfigError("a simulator run needs --firmware ELF or --project DIR")
+            from ..firmware.build import tool_version
+
+            # what another QEMU or FVP (or icount shift) measured is not resumed into these results
+            version = tool_version(sim.find_executable())
+            kw["fingerprint"]["simulator"] = {"name": sim.name, "version": version, **sim.config}
             with sim.start(firmware, timeout=run_timeout) as running, Transport(running.url) as tr:
                 try:
                     summary = measure(model, tr, x, y, out, **kw)
