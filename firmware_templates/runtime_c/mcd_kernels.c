@@ -689,6 +689,44 @@ static __attribute__((noinline)) void conv1x1_mve_g(const int32_t *p, const int8
 }
 #endif
 
+/* CONV_2D's im2col patch of a window that leaves the input (or is dilated): taps in the padding read the
+ * input zero point. Out of line: few pixels take it, and its locals would bloat conv2d's stack frame. */
+static __attribute__((noinline)) void im2col_border(const int32_t *p, const int8_t *xb, int32_t iy0, int32_t ix0,
+                                                    int8_t *col)
+{ /* the input zero point pads: it contributes 0 after the offset */
+    const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], KH = p[CV_KH], KW = p[CV_KW], DH = p[CV_DH];
+    const int32_t DW = p[CV_DW];
+    const int8_t pad = (int8_t)-p[CV_IOFF];
+    int8_t *d = col;
+    for (int32_t ky = 0; ky < KH; ++ky) {
+        const int32_t iy = iy0 + DH * ky;
+        if (iy < 0 || iy >= H) {
+            fill_bytes(d, pad, KW * C);
+            d += KW * C;
+            continue;
+        }
+        const int8_t *row = xb + iy * W * C;
+        if (DW == 1) { /* in-bounds taps of a row are contiguous */
+            const int32_t k0 = ix0 < 0 ? -ix0 : 0;
+            const int32_t k1 = W - ix0 < KW ? W - ix0 : KW;
+            if (k1 <= k0) {
+                fill_bytes(d, pad, KW * C);
+            } else {
+                fill_bytes(d, pad, k0 * C);
+                copy_bytes(d + k0 * C, row + (ix0 + k0) * C, (k1 - k0) * C);
+                fill_bytes(d + k1 * C, pad, (KW - k1) * C);
+            }
+            d += KW * C;
+            continue;
+        }
+        for (int32_t kx = 0; kx < KW; ++kx, d += C) {
+            const int32_t ix = ix0 + DW * kx;
+            if (ix < 0 || ix >= W) fill_bytes(d, pad, C);
+            else copy_bytes(d, row + ix * C, C);
+        }
+    }
+}
+
 /* ap: the parameters of an ADD fused after the convolution (NULL: none), which: the convolution's ADD
  * operand (0: the first), res: the other operand */
 static void conv2d(const int32_t *p, const void *const *in, void *out, const int32_t *ap, int32_t which,
@@ -701,7 +739,6 @@ static void conv2d(const int32_t *p, const void *const *in, void *out, const int
     const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], OH = p[CV_OH], OW = p[CV_OW], OC = p[CV_OC];
     const int32_t KH = p[CV_KH], KW = p[CV_KW], SH = p[CV_SH], SW = p[CV_SW], DH = p[CV_DH], DW = p[CV_DW];
     const int32_t K = KH * KW * C, ooff = p[CV_OOFF], lo = p[CV_AMIN], hi = p[CV_AMAX];
-    const int8_t pad = (int8_t)-p[CV_IOFF]; /* the input zero point: contributes 0 after the offset */
     const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
     const int direct = KH == 1 && KW == 1 && p[CV_PH] == 0 && p[CV_PW] == 0;
     /* a fused ADD: each pixel (pair) goes to the scratch's first 2 * OC bytes, then through the ADD to y */
@@ -751,34 +788,7 @@ static void conv2d(const int32_t *p, const void *const *in, void *out, const int
                     for (int32_t ky = 0; ky < KH; ++ky, row += DH * W * C) copy_bytes(col + ky * KW * C, row, KW * C);
                     patch = col;
                 } else {
-                    int8_t *d = col;
-                    for (int32_t ky = 0; ky < KH; ++ky) {
-                        const int32_t iy = iy0 + DH * ky;
-                        if (iy < 0 || iy >= H) {
-                            fill_bytes(d, pad, KW * C);
-                            d += KW * C;
-                            continue;
-                        }
-                        const int8_t *row = xb + iy * W * C;
-                        if (DW == 1) { /* in-bounds taps of a row are contiguous */
-                            const int32_t k0 = ix0 < 0 ? -ix0 : 0;
-                            const int32_t k1 = W - ix0 < KW ? W - ix0 : KW;
-                            if (k1 <= k0) {
-                                fill_bytes(d, pad, KW * C);
-                            } else {
-                                fill_bytes(d, pad, k0 * C);
-                                copy_bytes(d + k0 * C, row + (ix0 + k0) * C, (k1 - k0) * C);
-                                fill_bytes(d + k1 * C, pad, (KW - k1) * C);
-                            }
-                            d += KW * C;
-                            continue;
-                        }
-                        for (int32_t kx = 0; kx < KW; ++kx, d += C) {
-                            const int32_t ix = ix0 + DW * kx;
-                            if (ix < 0 || ix >= W) fill_bytes(d, pad, C);
-                            else copy_bytes(d, row + ix * C, C);
-                        }
-                    }
+                    im2col_border(p, xb, iy0, ix0, col);
                     patch = col;
                 }
 #if defined(MCD_DSP)
