@@ -1,4 +1,5 @@
-"""Options shared by the commands that fine-tune a Keras model (optimize, advise)."""
+"""Options, and the loading behind them, shared by the commands that fine-tune a Keras model
+(optimize, advise)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,19 @@ def training_options(val_help: str) -> Callable[[Callable[..., Any]], Callable[.
         return fn
 
     return apply
+
+
+def load_training(model_path: Path, data: Path, val: Path | None) -> tuple[Any, Any, Any, Any, Any]:
+    """MODEL, --data and --val (default: --data) of :func:`training_options`, loaded and each data set
+    checked against the model: (keras model, x, y, x_val, y_val)."""
+    from ..console import err_console
+    from ..ml.datasets import check_for_keras, load_labelled
+    from ..ml.model import load_keras
+
+    x, y = load_labelled(data)
+    x_val, y_val = load_labelled(val) if val else (x, y)
+    with err_console.status(f"loading {model_path.name}"):
+        keras = load_keras(model_path)
+    x = check_for_keras(x, y, keras, str(data))
+    x_val = check_for_keras(x_val, y_val, keras, str(val or data))
+    return keras, x, y, x_val, y_val

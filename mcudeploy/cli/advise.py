@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ._output import emit_json, json_option
-from ._training import training_options
+from ._training import load_training, training_options
 
 _DEFAULT_RECIPES = "ptq,qat,prune,prune-cluster,pcqat"  # mirrors mcudeploy.ml.advise.DEFAULT_RECIPES
 
@@ -62,16 +62,10 @@ def command(
     from .._io import write_text_atomic
     from ..console import console
     from ..ml.advise import DEFAULT_TARGETS, advise, to_csv
-    from ..ml.datasets import check_for_keras, load_labelled
-    from ..ml.model import load_keras
     from ..ml.optimize import FineTune
 
     names = tuple(r.strip() for r in recipes.split(",") if r.strip())
-    x, y = load_labelled(data)
-    x_val, y_val = load_labelled(val) if val else (x, y)
-    keras = load_keras(model_path)
-    x = check_for_keras(x, y, keras, str(data))
-    x_val = check_for_keras(x_val, y_val, keras, str(val or data))
+    keras, x, y, x_val, y_val = load_training(model_path, data, val)
     params = {k: v for k, v in {"sparsity": sparsity, "clusters": clusters}.items() if v is not None}
     rows = advise(
         keras,

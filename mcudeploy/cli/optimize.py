@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ._output import emit_json, json_option
-from ._training import training_options
+from ._training import load_training, training_options
 
 # Mirrors mcudeploy.ml.optimize (kept literal so --help does not import TensorFlow).
 _RECIPES = ("qat", "prune", "cluster", "prune-cluster", "pqat", "cqat", "pcqat")
@@ -98,8 +98,6 @@ def command(
     from .._io import write_bytes_atomic
     from ..console import console, err_console
     from ..errors import ConfigError, GateError
-    from ..ml.datasets import check_for_keras, load_labelled
-    from ..ml.model import load_keras
     from ..ml.optimize import WARN_DROP_PP, FineTune, compare, drop_advice, optimize, parse_recipe, save_keras
 
     rec = parse_recipe(
@@ -116,12 +114,7 @@ def command(
             f"{output}: recipe {rec.name!r} makes a quantization-aware model; give an .h5 output",
             hint="tf-keras cannot load QAT models back from .keras files",
         )
-    x, y = load_labelled(data)
-    x_val, y_val = load_labelled(val) if val else (x, y)
-    with err_console.status(f"loading {model_path.name}"):
-        original = load_keras(model_path)
-    x = check_for_keras(x, y, original, str(data))
-    x_val = check_for_keras(x_val, y_val, original, str(val or data))
+    original, x, y, x_val, y_val = load_training(model_path, data, val)
     result = optimize(original, x, y, rec, FineTune(epochs, lr, batch_size, seed))
     with err_console.status("converting to int8 and measuring"):
         cmp = compare(original, result, representative=x, x_val=x_val, y_val=y_val, vela_targets=vela_targets)
