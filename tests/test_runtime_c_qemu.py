@@ -154,6 +154,50 @@ def test_c_runtime_requantization_edges_on_qemu_match_host_tflm(board: str, tmp_
     assert len(np.unique(host)) > 8  # not all saturated
 
 
+def _depthwise_taps_model():
+    """Chained depthwise convolutions whose tap counts are not multiples of 3 (the DSP kernel's tap steps
+    go 3 at a time, then one by one): 2x2 (4 taps), 1x1 (1), 5x5 padded (25), 1x2 (2), on 12 channels
+    (three 4-channel blocks) and then 7 (a block and a 3-channel tail)."""
+    rng = np.random.default_rng(8)
+    g = GraphBuilder()
+    src = g.tensor((1, 7, 6, 12), "int8", 0.05, -3)
+    x, shape = src, (7, 6)
+    valid, same = 1, 0  # TFLite's padding codes
+    layers = [((2, 2), valid, 12), ((1, 1), valid, 12), ((5, 5), same, 12), ((1, 2), valid, 12)]
+    for k, (kernel, pad, c) in enumerate(layers):
+        oh = shape[0] - kernel[0] + 1 if pad == valid else shape[0]
+        ow = shape[1] - kernel[1] + 1 if pad == valid else shape[1]
+        w = g.const(
+            rng.integers(-127, 128, (1, *kernel, c)), "int8", scale=list(rng.uniform(0.002, 0.02, c)), axis=3
+        )
+        b = g.const(rng.integers(-3000, 3000, c), "int32", scale=[1e-4] * c)
+        y = g.tensor((1, oh, ow, c), "int8", 0.06, [-5, 2, 7, -1][k])
+        conv(g, [x, w, b], y, padding=pad, act=[0, 1, 0, 3][k], depth_multiplier=1)
+        x, shape = y, (oh, ow)
+    w = g.const(rng.integers(-127, 128, (7, 1, 1, 12)), "int8", scale=list(rng.uniform(0.002, 0.02, 7)))
+    p7 = g.tensor((1, *shape, 7), "int8", 0.07, 4)
+    conv(g, [x, w, -1], p7, padding=1)
+    w = g.const(
+        rng.integers(-127, 128, (1, 3, 2, 7)), "int8", scale=list(rng.uniform(0.002, 0.02, 7)), axis=3
+    )
+    b = g.const(rng.integers(-3000, 3000, 7), "int32", scale=[1e-4] * 7)
+    y = g.tensor((1, shape[0] - 2, shape[1] - 1, 7), "int8", 0.06, 0)
+    conv(g, [p7, w, b], y, padding=valid, depth_multiplier=1)
+    return g.build([src], [y], source="depthwise_taps.tflite")
+
+
+@pytest.mark.qemu
+def test_c_runtime_depthwise_tap_counts_on_qemu_match_host_tflm(tmp_path: Path) -> None:
+    """The DSP depthwise tap steps (3 at a time, then single) for 1, 2, 4, 6 and 25 taps, on the M4."""
+    model = _depthwise_taps_model()
+    x = np.random.default_rng(4).integers(-128, 128, (12, 7, 6, 12), dtype=np.int8)
+    _, code, uart, rows = run_vectors(model, "qemu-an386", x, tmp_path / "proj")
+    assert code == 0 and len(rows) == len(x), uart[-2000:]
+    host = run_tflm(model, x).astype(np.int8)
+    assert tv_outputs(rows).tobytes() == host.tobytes()
+    assert len(np.unique(host)) > 8  # not all saturated
+
+
 def _depthwise_mix_model():
     """Depthwise convolutions (multiplier 1) over the channel blocks of the Helium path: 24 channels
     (16 + 8), 13 (8 + a predicated 5), 20 (16 + 4) and 3 (tail only); windows inside and across the
