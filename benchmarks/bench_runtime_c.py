@@ -54,18 +54,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mcudeploy._io import write_text_atomic
 from mcudeploy.boards import get_board
-from mcudeploy.device.targets.qemu import QemuSimulator
 from mcudeploy.firmware import build as build_mod
 from mcudeploy.firmware import codegen
 from mcudeploy.firmware.runtime_c.codegen import build_c_runtime
 from mcudeploy.ml.model import Model
 from mcudeploy.ml.tflm_host import measure_arena, run_tflm
 from mcudeploy.ml.zoo import BENCHMARK_MODELS, benchmark_model
+from tests.qemu_tv import TV_LINE, run_elf
 
 CPUS = {"m55": "qemu-an547", "m4": "qemu-an386", "m7": "qemu-an500", "m33": "qemu-an505"}
 TV_BEGIN = re.compile(r"^MCD-TV-BEGIN .*\barena=(\d+)", re.MULTILINE)
 TV_END = re.compile(r"^MCD-TV-END .*\bstack=(\d+)", re.MULTILINE)
-TV_LINE = re.compile(r"^MCD-TV (\d+) (ok|MISMATCH) t=(\d+) npu=(\d+) out=([0-9a-f]*)\r?$", re.MULTILINE)
 FLASH = (".text", ".ARM.exidx", ".ARM.extab", ".data", ".mcd_model", ".vectors")
 STATIC_RAM = (".data", ".bss")
 COMPARED = {"instructions_per_inference": "instr", "peak_ram_bytes": "RAM", "flash_bytes": "flash"}
@@ -108,9 +107,7 @@ def measure(
     # the next model on this CPU and runtime rebuilds only what changed (not the TFLM library)
     build_dir = proj_dir.with_name(proj_dir.name + ".build")
     fw = build_mod.build(proj.path, build_dir=build_dir, tflm_root=root if runtime == "tflm" else None)
-    with QemuSimulator(board).start(fw.elf, timeout=900.0) as running:
-        uart = running.read_uart().decode("ascii", "replace")
-        code = running.wait()
+    code, uart = run_elf(fw.elf, board_name, timeout=900.0)
     rows = TV_LINE.findall(uart)
     begin, end = TV_BEGIN.search(uart), TV_END.search(uart)
     out = [np.frombuffer(bytes.fromhex(r[4]), np.int8) for r in rows]
