@@ -729,8 +729,8 @@ static __attribute__((noinline)) void im2col_border(const int32_t *p, const int8
 
 /* ap: the parameters of an ADD fused after the convolution (NULL: none), which: the convolution's ADD
  * operand (0: the first), res: the other operand */
-static void conv2d(const int32_t *p, const void *const *in, void *out, const int32_t *ap, int32_t which,
-                   const int8_t *res)
+static __attribute__((noinline)) void conv2d_body(const int32_t *p, const void *const *in, void *out,
+                                                  const int32_t *ap, int32_t which, const int8_t *res)
 {
     const int8_t *x = (const int8_t *)in[0];
     const int8_t *w = (const int8_t *)in[1];
@@ -744,13 +744,6 @@ static void conv2d(const int32_t *p, const void *const *in, void *out, const int
     /* a fused ADD: each pixel (pair) goes to the scratch's first 2 * OC bytes, then through the ADD to y */
     int8_t *const tmp = ap ? col : 0, *const y0 = y;
     if (ap) col += (2 * OC + 15) & ~15;
-#if defined(MCD_MVE)
-    if (direct) {
-        if (p[CV_FASTRQ]) conv1x1_mve_r(p, x, w, y, ap, which, res, tmp);
-        else conv1x1_mve_g(p, x, w, y, ap, which, res, tmp);
-        return;
-    }
-#endif
 #if defined(MCD_DSP)
     /* output pixels in pairs (gemv2_requant): the scratch holds two slots of F + K bytes (F = K & ~15,
      * lower.py conv_scratch), each a patch copied F bytes in and expanded in place to its first 2F
@@ -835,6 +828,23 @@ static void conv2d(const int32_t *p, const void *const *in, void *out, const int
         if (tmp) conv_add_out(ap, which, tmp, res + (pending_y - y0), pending_y, OC);
     }
 #endif
+}
+
+/* the 1x1 Helium path is dispatched before conv2d_body, whose frame (im2col pairs) it does not need: the
+ * stack high-water mark counts in peak RAM */
+static void conv2d(const int32_t *p, const void *const *in, void *out, const int32_t *ap, int32_t which,
+                   const int8_t *res)
+{
+#if defined(MCD_MVE)
+    if (p[CV_KH] == 1 && p[CV_KW] == 1 && p[CV_PH] == 0 && p[CV_PW] == 0) {
+        const int8_t *x = (const int8_t *)in[0], *w = (const int8_t *)in[1];
+        int8_t *const tmp = ap ? (int8_t *)in[3] : 0; /* a fused ADD's pixel pair, as in conv2d_body */
+        if (p[CV_FASTRQ]) conv1x1_mve_r(p, x, w, (int8_t *)out, ap, which, res, tmp);
+        else conv1x1_mve_g(p, x, w, (int8_t *)out, ap, which, res, tmp);
+        return;
+    }
+#endif
+    conv2d_body(p, in, out, ap, which, res);
 }
 
 void mcd_k_conv2d(const int32_t *p, const void *const *in, void *out)
@@ -1069,7 +1079,7 @@ static __attribute__((noinline)) void dw_mve_g(const int32_t *p, const int8_t *x
 #define DW_PIX 1
 #endif
 
-void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
+static __attribute__((noinline)) void depthwise_body(const int32_t *p, const void *const *in, void *out)
 {
     const int8_t *x = (const int8_t *)in[0];
     const int8_t *w = (const int8_t *)in[1];
@@ -1082,13 +1092,7 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
     const int32_t *mult = p + CV_HDR, *shift = mult + OC, *bias = shift + OC;
     const int fast = DM == 1;
     if (fast) fill_bytes(padrow, (int8_t)pad, C);
-#ifdef MCD_MVE
-    if (fast) {
-        if (p[CV_HDR + 3 * C]) dw_mve_r(p, x, w, padrow, y);
-        else dw_mve_g(p, x, w, padrow, y);
-        return;
-    }
-#else
+#ifndef MCD_MVE
     const rq_t rq = rq_make(p[CV_FASTRQ], ooff, lo, hi);
     /* after the zero-point row, rounded up to 16 bytes: DW_PIX tables of KH * KW tap pointers; on DSP
      * then (8-byte aligned) the weights as halfword pairs (dw_expand_weights, lower.py dw_scratch) */
@@ -1159,6 +1163,21 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
             }
         }
     }
+}
+
+/* Helium's multiplier-1 path is dispatched before depthwise_body's frame (the stack counts in peak RAM) */
+void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
+{
+#ifdef MCD_MVE
+    if (p[CV_DM] == 1) {
+        int8_t *padrow = (int8_t *)in[3];
+        fill_bytes(padrow, (int8_t)-p[CV_IOFF], p[CV_C]);
+        if (p[CV_HDR + 3 * p[CV_C]]) dw_mve_r(p, (const int8_t *)in[0], (const int8_t *)in[1], padrow, (int8_t *)out);
+        else dw_mve_g(p, (const int8_t *)in[0], (const int8_t *)in[1], padrow, (int8_t *)out);
+        return;
+    }
+#endif
+    depthwise_body(p, in, out);
 }
 
 /* ---- FULLY_CONNECTED --------------------------------------------------------------------------
