@@ -202,21 +202,8 @@ def test_run_cli_digits_on_qemu_whole_test_split(
     from mcudeploy.ml.tflm_host import run_tflm
 
     out = tmp_path / "results"
-    rc = cli_run(
-        "run",
-        "--board",
-        "qemu-an547",
-        "--project",
-        qemu_project,
-        "--model",
-        digits_int8_path,
-        "--data",
-        digits_test_npz,
-        "--out",
-        out,
-        "--bench",
-        5,
-    )
+    run = ("run", "--board", "qemu-an547", "--project", qemu_project, "--model", digits_int8_path)
+    rc = cli_run(*run, "--data", digits_test_npz, "--out", out, "--bench", 5)
     assert rc == 0
     s = json.loads((out / "summary.json").read_text())
     n = len(digits_split.y_test)
@@ -237,23 +224,7 @@ def test_run_cli_digits_on_qemu_whole_test_split(
     assert b"MCD-BOOT" in (out / "device.log").read_bytes()  # boot text before the first frame kept
 
     # the same folder resumes with nothing left to do; a latency budget of 1 instruction fails (exit 1)
-    rc = cli_run(
-        "run",
-        "--board",
-        "qemu-an547",
-        "--project",
-        qemu_project,
-        "--data",
-        digits_test_npz,
-        "--model",
-        digits_int8_path,
-        "--out",
-        out,
-        "--bench",
-        0,
-        "--latency-budget",
-        1,
-    )
+    rc = cli_run(*run, "--data", digits_test_npz, "--out", out, "--bench", 0, "--latency-budget", 1)
     assert rc == 1
     junit = ET.parse(out / "junit.xml").getroot()[0]
     assert [c.get("name") for c in junit if c.find("failure") is not None] == ["latency"]
