@@ -576,7 +576,23 @@ static __attribute__((noinline)) void gemv2_requant(const int8_t *x0, const int8
             }
             const int8_t *t0 = w + 64 * full + tail * h, *t1 = t0 + tail; /* each row's last K % 16 */
             const int8_t *q0 = x0 + 16 * full, *q1 = x1 + 16 * full;
-            for (int32_t j = 0; j < tail; ++j) {
+            int32_t j = 0;
+            for (; j + 4 <= tail; j += 4) { /* whole words of the tail: both rows unpacked, then each pixel */
+                uint32_t u = ld32(t0 + j);
+                const int32_t wa0 = __sxtb16(u), wb0 = sxtb16_ror8(u);
+                u = ld32(t1 + j);
+                const int32_t wa1 = __sxtb16(u), wb1 = sxtb16_ror8(u);
+                u = ld32(q0 + j);
+                int32_t xa = __sxtb16(u), xb = sxtb16_ror8(u);
+                a00 = __smlad(wb0, xb, __smlad(wa0, xa, a00));
+                a10 = __smlad(wb1, xb, __smlad(wa1, xa, a10));
+                u = ld32(q1 + j);
+                xa = __sxtb16(u);
+                xb = sxtb16_ror8(u);
+                a01 = __smlad(wb0, xb, __smlad(wa0, xa, a01));
+                a11 = __smlad(wb1, xb, __smlad(wa1, xa, a11));
+            }
+            for (; j < tail; ++j) { /* its last K % 4 bytes */
                 a00 += t0[j] * q0[j];
                 a01 += t0[j] * q1[j];
                 a10 += t1[j] * q0[j];
