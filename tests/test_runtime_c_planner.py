@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcudeploy.firmware.runtime_c.codegen import kernel_files, render_c_runtime
+from mcudeploy.boards import list_boards
+from mcudeploy.firmware.runtime_c.codegen import board_arch, kernel_files, render_c_runtime
 from mcudeploy.firmware.runtime_c.host import host_cc, run_program
 from mcudeploy.firmware.runtime_c.lower import ARCHS, lower, step_scratch
 from mcudeploy.firmware.runtime_c.planner import (
@@ -227,3 +228,16 @@ def test_conv_add_not_fused_when_the_convolution_output_is_needed() -> None:
     x = np.arange(60, dtype=np.int8).reshape(model.inputs[0].shape)
     for got, want in zip(run_program(prog, x), HostTFLM(model).run(x), strict=True):
         assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.skipif(ARM_GCC is None, reason="needs arm-none-eabi-gcc (apt-get install gcc-arm-none-eabi)")
+def test_every_board_is_planned_for_the_kernel_path_its_compiler_selects(tmp_path: Path) -> None:
+    """codegen plans a board's runtime for board_arch(board); its own gcc flags must select that path, or
+    the project would not build (the generated source's #error): a new CPU needs cpu_arch updated."""
+    model = _conv_model()
+    for board in list_boards():
+        src = tmp_path / board.name
+        render_c_runtime(model, src, arch=board_arch(board))
+        argv = [ARM_GCC, *board.gcc_flags, "-std=c99", "-fsyntax-only", "-I", str(src)]
+        r = subprocess.run([*argv, str(src / "mcd_runtime_c.c")], capture_output=True, text=True, check=False)
+        assert r.returncode == 0, f"{board.name} ({board.cpu}): {r.stderr[-1000:]}"
