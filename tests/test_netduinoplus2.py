@@ -153,15 +153,9 @@ def test_digits_and_kws_run_on_netduinoplus2_byte_identical(
     digits_int8_path: Path, digits_test_npz: Path, tmp_path: Path
 ) -> None:
     from mcudeploy.ml.model import read_tflite
-    from mcudeploy.ml.zoo import build_int8
 
     board = get_board(BOARD)
-    kws = build_int8("ds_cnn")  # DS-CNN keyword spotting, 49x10 MFCC input
-    kws_path = tmp_path / "ds_cnn_int8.tflite"
-    kws_path.write_bytes(kws.data)
-    rng = np.random.default_rng(0)
-    kws_data = tmp_path / "kws.npz"
-    np.savez(kws_data, x=rng.uniform(-1, 1, (4, 49, 10, 1)).astype(np.float32), y=rng.integers(0, 12, 4))
+    kws_path, kws_data = _kws(tmp_path, 4)
     for name, path, data, limit in (
         ("digits", digits_int8_path, digits_test_npz, 12),
         ("kws", kws_path, kws_data, 3),
@@ -176,3 +170,51 @@ def test_digits_and_kws_run_on_netduinoplus2_byte_identical(
         assert lat["unit"] == "instructions" and 10_000 < lat["min"] <= lat["max"], (name, lat)
         log = (proj.path / "build" / "mcudeploy-build.log").read_text()
         assert "warning:" not in log, [ln for ln in log.splitlines() if "warning:" in ln]
+
+
+def _kws(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    """The DS-CNN keyword-spotting model (49x10 MFCC input) and ``n`` random inputs in its range."""
+    from mcudeploy.ml.zoo import build_int8
+
+    path = tmp_path / "ds_cnn_int8.tflite"
+    path.write_bytes(build_int8("ds_cnn").data)
+    rng = np.random.default_rng(0)
+    data = tmp_path / "kws.npz"
+    np.savez(data, x=rng.uniform(-1, 1, (n, 49, 10, 1)).astype(np.float32), y=rng.integers(0, 12, n))
+    return path, data
+
+
+@pytest.mark.qemu
+@pytest.mark.tflm
+def test_tflm_runs_digits_and_kws_on_netduinoplus2_byte_identical_within_the_fit_estimate(
+    digits_int8_path: Path, digits_test_npz: Path, tmp_path: Path
+) -> None:
+    """TFLite Micro (the tree's kernels, CMSIS-NN for the exported trees) on the STM32F405: byte-identical
+    to host TFLM, its arena within the planned one, and the real image within the flash the fit
+    check planned for it (an estimate below the real code would let a board that cannot hold the
+    image pass the check)."""
+    import os
+
+    from mcudeploy.ml.model import read_tflite
+
+    board = get_board(BOARD)
+    tree = Path(os.environ["MCUDEPLOY_TFLM_ROOT"])
+    kws_path, kws_data = _kws(tmp_path, 2)
+    for name, path, data, limit in (
+        ("digits", digits_int8_path, digits_test_npz, 4),
+        ("kws", kws_path, kws_data, 2),
+    ):
+        model = read_tflite(path)
+        proj = codegen.generate(model, board, tmp_path / name, runtime="tflm", mode="protocol")
+        assert proj.target == "qemu"
+        fw = build_mod.build(proj.path, tflm_root=tree, jobs=os.cpu_count())
+        log = (fw.elf.parent / "mcudeploy-build.log").read_text()
+        assert "warning:" not in log, [ln for ln in log.splitlines() if "warning:" in ln]
+        flash = {r.region.name: r for r in proj.fit.regions}["flash"]
+        image = fw.text_bytes + fw.sections.get(".data", 0) + fw.sections[".mcd_model"]
+        assert image <= flash.used, (name, image, flash.used, fw.sections)
+        s = _run(path, data, proj.path, tmp_path / f"{name}-run", limit)
+        assert s["measured"] == limit and s["failed"] == 0 and s["bit_exact_fraction"] == 1.0, name
+        assert s["device"]["runtime"] == "tflm" and s["device"]["sha256"] == model.sha256
+        assert 0 < s["device"]["arena_used"] <= proj.manifest["arena_bytes"], (name, s["device"])
+        assert s["latency"]["unit"] == "instructions" and s["latency"]["min"] > 10_000, (name, s["latency"])
