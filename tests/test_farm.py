@@ -1,7 +1,7 @@
 """A real labgrid board farm on 127.0.0.1: coordinator, exporter (its ser2net exports QEMU's UART as an
-RFC 2217 network serial port of a place), and `mcudeploy run --labgrid-place` measuring the digits
-model through it byte-identical; the place's acquisition keeps a second run off the board (refused,
-naming the holder).
+RFC 2217 network serial port of a place), and `mcudeploy run --labgrid-place` / `mcudeploy deploy
+--labgrid-place` measuring the digits model through it byte-identical; the place's acquisition keeps a
+second run off the board (refused, naming the holder).
 
 labgrid runs from its own virtualenv (`make farm`: .venv-farm, since it replaces pyserial with its
 fork), so mcudeploy runs there as a subprocess, like a user's CI job would.
@@ -167,6 +167,35 @@ def test_run_through_a_real_labgrid_farm_is_byte_identical_and_locks_the_place(
     lines = [json.loads(ln) for ln in (tmp_path / "bob2" / "results.jsonl").read_text().splitlines()]
     outs = {d["index"]: d["output"] for d in lines if d.get("kind") == "sample"}
     assert [outs[i] for i in range(n)] == [g.tobytes().hex() for g in golden]
+    assert re.search(r"acquired:\s+None", farm.client("bob", "show").stdout)
+
+
+def test_deploy_through_a_real_labgrid_farm_measures_on_the_place_and_releases_it(
+    farm: Farm, digits_int8_path: Path, digits_test_npz: Path, tmp_path: Path
+) -> None:
+    """`mcudeploy deploy --labgrid-place` runs its device stage on the place like `run` does: refused
+    naming the holder while another user holds it (the stages before it keep their results), then
+    acquired, measured byte-identical through the exporter and released."""
+    out = tmp_path / "out"
+    deploy = ["deploy", "--model", str(digits_int8_path), "--data", str(digits_test_npz), "--board", BOARD]
+    deploy += ["--runtime", "c", "--labgrid-place", PLACE, "--samples", "6", "-o", str(out)]
+    deploy += ["--set", "run.gates={require_bit_exact = true}"]
+    assert farm.client("alice", "acquire").returncode == 0
+    try:
+        r = farm.mcudeploy("bob", *deploy)
+    finally:
+        assert farm.client("alice", "release").returncode == 0
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert f"labgrid place '{PLACE}' is held by" in r.stderr and "/alice" in r.stderr
+    assert (out / "build-c" / "app.elf").is_file() and not (out / "run-c" / "results.jsonl").exists()
+
+    r = farm.mcudeploy("bob", *deploy)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "build-c: skipped (unchanged)" in r.stderr and "run-c: ran" in r.stderr, r.stderr
+    s = json.loads((out / "run-c" / "summary.json").read_text())
+    assert s["measured"] == 6 and s["failed"] == 0 and s["bit_exact_fraction"] == 1.0, s
+    assert s["device"]["sha256"] == read_tflite(digits_int8_path).sha256
+    assert "labgrid place" in (out / "report" / "report.md").read_text()
     assert re.search(r"acquired:\s+None", farm.client("bob", "show").stdout)
 
 
