@@ -622,6 +622,10 @@ def deploy(
     """
     from ._lock import folder_lock
 
+    if cfg["run"]["enabled"] and cfg["run"]["labgrid_place"]:
+        from .device.targets.labgrid import labgrid
+
+        labgrid()  # as `run` does: a missing labgrid is said before any stage works for nothing
     out = Path(cfg[""]["out"])
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")

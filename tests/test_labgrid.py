@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pytest
 
 from mcudeploy import cli
@@ -94,6 +95,17 @@ def test_run_labgrid_place_without_labgrid_exits_3(monkeypatch, tmp_path, capsys
     code = cli.run("run", *args, "--model", tmp_path / "m.tflite", "--labgrid-place", "rack-1")
     assert code == ExitCode.MISSING_TOOL
     assert "pip install labgrid" in capsys.readouterr().err
+
+
+def test_deploy_labgrid_place_without_labgrid_exits_3_before_any_stage(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "labgrid", None)
+    (tmp_path / "m.tflite").write_bytes(b"\0" * 64)  # never read: the check comes first
+    np.savez(tmp_path / "d.npz", x=np.zeros((2, 8, 8, 1), np.float32), y=np.zeros(2, np.int64))
+    out = tmp_path / "out"
+    args = ["--model", tmp_path / "m.tflite", "--data", tmp_path / "d.npz", "-o", out]
+    assert cli.run("deploy", *args, "--labgrid-place", "rack-1") == ExitCode.MISSING_TOOL
+    assert "pip install labgrid" in capsys.readouterr().err
+    assert not out.exists()  # no stage ran, nothing was written
 
 
 def test_deploy_labgrid_place_and_port_are_exclusive() -> None:
