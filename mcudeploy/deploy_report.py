@@ -65,11 +65,19 @@ def report_data(options: dict[str, Any], summaries: dict[str, dict[str, Any]]) -
     for rt in rts:
         run = summaries[f"run-{rt}"]
         dev = run.get("device", {})
+        # each runtime's own agreement and median latency: the sections below show the first one only
+        extra = ""
+        if run.get("bit_exact_fraction") is not None:
+            frac, lsb = 100 * run["bit_exact_fraction"], run["max_lsb"]
+            extra += f", {frac:.2f} % byte-identical to host TFLM (max {lsb} LSB)"
+        if run.get("latency_values"):
+            v = sorted(run["latency_values"])
+            extra += f", median {v[len(v) // 2]:,} {run['latency']['unit']}"
         facts.append(
             (
                 f"device ({rt})",
                 f"{run['where']}: {dev.get('timer', '?')}, arena used "
-                f"{dev.get('arena_used', 0):,} B, {run['measured']}/{run['samples']} samples",
+                f"{dev.get('arena_used', 0):,} B, {run['measured']}/{run['samples']} samples{extra}",
             )
         )
         if run.get("accuracy") is not None:

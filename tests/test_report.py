@@ -91,3 +91,31 @@ def test_per_layer_error_section():
     page = render_html(data)
     assert "Per-layer int8 error" in page and "<td>hot_relu, hot</td>" in page
     assert "Per-layer" not in render_html({"title": "t"})
+
+
+def test_deploy_report_gives_every_runtime_its_agreement_and_latency():
+    """With both runtimes on the device, the tflm one's byte-identity and latency are in the report
+    too (the agreement and latency sections show the first runtime only)."""
+    from mcudeploy.deploy import load_config
+    from mcudeploy.deploy_report import report_data
+
+    def run(where: str, exact: float, lsb: int, lat: list[int]) -> dict:
+        return {
+            "where": where,
+            "measured": len(lat),
+            "samples": len(lat),
+            "accuracy": None,
+            "bit_exact_fraction": exact,
+            "max_lsb": lsb,
+            "latency": {"unit": "instructions"},
+            "latency_values": lat,
+            "device": {"timer": "icount-instructions", "arena_used": 64},
+        }
+
+    summaries = {
+        "run-c": run("qemu (b)", 1.0, 0, [9, 7, 8]),
+        "run-tflm": run("qemu (b)", 0.5, 2, [1500, 1200]),
+    }
+    md = render_markdown(report_data(load_config(None, []), summaries))
+    assert "100.00 % byte-identical to host TFLM (max 0 LSB), median 8 instructions" in md
+    assert "50.00 % byte-identical to host TFLM (max 2 LSB), median 1,500 instructions" in md
