@@ -134,6 +134,24 @@ def test_scratch_lives_in_the_arena_only_during_its_step(digits_int8) -> None:
         assert scratch and all(p.first == p.last for p in scratch)
 
 
+def test_helium_depthwise_constants_only_on_the_helium_path() -> None:
+    """mve_dw_blocks (12 B per channel) is lowered for the MVE path only: every other path's steps
+    are the host's, parameter for parameter; MVE's depthwise appends the flag and the 8-channel blocks."""
+    progs = {arch: lower(_conv_model(), arch) for arch in ARCHS}
+    host = progs["host"].steps
+    assert any(s.kernel == "mcd_k_depthwise_conv2d" for s in host)
+    for arch, prog in progs.items():
+        assert prog.arch == arch and len(prog.steps) == len(host)
+        for s, h in zip(prog.steps, host, strict=True):
+            if arch == "mve" and s.kernel == "mcd_k_depthwise_conv2d":
+                assert s.params[: len(h.params)] == h.params
+                assert len(s.params) == len(h.params) + 1 + 3 * 8 * -(-h.params[3] // 8)
+            else:
+                assert s.params == h.params
+    with pytest.raises(ValueError, match="unknown kernel path"):
+        lower(_conv_model(), "m55")
+
+
 # -- a runtime planned for one kernel path must not build for another -----------------------------------
 ARM_GCC = shutil.which("arm-none-eabi-gcc")
 # the compiler flags that select each path (MCD_KERNEL_PATH in mcd_kernels.h)

@@ -86,7 +86,7 @@ def board_arch(board: Board) -> str:
 def build_c_runtime(model: Model, arch: str = "host") -> CRuntime:
     """Lower + plan + render, in memory, for kernel path ``arch`` (:data:`ARCHS`; the generated source
     refuses to compile for another). Raises UnsupportedError naming an op the runtime lacks."""
-    prog = lower(model)
+    prog = lower(model, arch)
     plan = plan_memory(prog, arch)
     consts = []
     for i in prog.constants:

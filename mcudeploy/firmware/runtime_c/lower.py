@@ -45,6 +45,7 @@ class Program:
     # constants made at generation time (weights re-laid out for the kernels), numbered after the
     # model's tensors
     derived: dict[int, Tensor] = field(default_factory=dict)
+    arch: str = "host"  # the kernel path (:data:`ARCHS`) whose parameter layouts the steps hold
 
     def tensor(self, t: int) -> Tensor:
         return self.derived[t] if t in self.derived else self.model.tensors[t]
@@ -62,8 +63,8 @@ class Program:
 
 
 class _Ctx:
-    def __init__(self, model: Model, op: Operator, derived: dict[int, Tensor]) -> None:
-        self.model, self.op, self.derived = model, op, derived
+    def __init__(self, model: Model, op: Operator, derived: dict[int, Tensor], arch: str = "host") -> None:
+        self.model, self.op, self.derived, self.arch = model, op, derived, arch
 
     def derive(self, like: Tensor, suffix: str, data: np.ndarray) -> int:
         """A constant made from ``like`` at generation time; returns its tensor number."""
@@ -181,7 +182,8 @@ def _conv_like(c: _Ctx, depthwise: bool) -> tuple[list[int], list[int]]:
     bias = _folded_bias(c, 2, wsum, -c.zp(x))
     head.append(q.fast_requant(_abs_sums(per_oc), bias, shifts, c.zp(y), lo, hi))
     if depthwise:
-        extra = mve_dw_blocks(bias, mults, shifts) if dm == 1 else []
+        # only the Helium kernel reads them: 12 B per channel of flash saved on every other path
+        extra = mve_dw_blocks(bias, mults, shifts) if dm == 1 and c.arch == "mve" else []
         return head + mults + shifts + bias + extra, [c.op.inputs[0], c.op.inputs[1], -1]
     wb = c.derive(w, " (4x16 blocks)", blocked_rows(wts.reshape(oc, -1).astype(np.int8)))
     return head + mults + shifts + bias, [c.op.inputs[0], wb, -1]
@@ -646,8 +648,11 @@ def unsupported_ops(model: Model) -> list[str]:
     return sorted({op.opcode for op in model.operators if op.opcode not in SUPPORTED_OPS})
 
 
-def lower(model: Model) -> Program:
-    """Lower every operator of the main subgraph; refuse the first model-level problem by name."""
+def lower(model: Model, arch: str = "host") -> Program:
+    """Lower every operator of the main subgraph for kernel path ``arch`` (:data:`ARCHS`: some
+    parameter layouts exist for one path only); refuse the first model-level problem by name."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown kernel path {arch!r} (known: {', '.join(ARCHS)})")
     bad = unsupported_ops(model)
     if bad:
         lacks = "".join(f"; {TFLM_LACKS[b]}" for b in bad if b in TFLM_LACKS)
@@ -667,7 +672,7 @@ def lower(model: Model) -> Program:
     aliases: dict[int, int] = {}
     derived: dict[int, Tensor] = {}
     for op in model.operators:
-        c = _Ctx(model, op, derived)
+        c = _Ctx(model, op, derived, arch)
         if op.opcode in OP_LOWERINGS:  # lower_ops.py: ops that may become several kernel calls
             for kernel, params, ins, out in OP_LOWERINGS[op.opcode](c):
                 steps.append(_step(c, kernel, params, ins, out))
@@ -682,7 +687,7 @@ def lower(model: Model) -> Program:
             continue
         kernel, params, ins = LOWERINGS[op.opcode](c)
         steps.append(_step(c, kernel, params, ins, op.outputs[0]))
-    return Program(model, tuple(fuse_conv_add(model, steps, aliases)), aliases, derived)
+    return Program(model, tuple(fuse_conv_add(model, steps, aliases)), aliases, derived, arch)
 
 
 def _step(c: _Ctx, kernel: str, params: list[int], ins: list[int], out: int) -> Step:
