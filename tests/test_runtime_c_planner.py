@@ -135,8 +135,9 @@ def test_scratch_lives_in_the_arena_only_during_its_step(digits_int8) -> None:
 
 
 def test_helium_depthwise_constants_only_on_the_helium_path() -> None:
-    """mve_dw_blocks (12 B per channel) is lowered for the MVE path only: every other path's steps
-    are the host's, parameter for parameter; MVE's depthwise appends the flag and the 8-channel blocks."""
+    """mve_dw_blocks is lowered for the MVE path only: every other path's steps are the host's,
+    parameter for parameter; MVE's depthwise has the flag and the 8-channel blocks in place of the plain
+    multipliers, shifts and biases (each layout costs 12 B of flash per channel)."""
     progs = {arch: lower(_conv_model(), arch) for arch in ARCHS}
     host = progs["host"].steps
     assert any(s.kernel == "mcd_k_depthwise_conv2d" for s in host)
@@ -144,8 +145,10 @@ def test_helium_depthwise_constants_only_on_the_helium_path() -> None:
         assert prog.arch == arch and len(prog.steps) == len(host)
         for s, h in zip(prog.steps, host, strict=True):
             if arch == "mve" and s.kernel == "mcd_k_depthwise_conv2d":
-                assert s.params[: len(h.params)] == h.params
-                assert len(s.params) == len(h.params) + 1 + 3 * 8 * -(-h.params[3] // 8)
+                c = h.params[3]  # channels: the plain layout is 3 * c after the header
+                hdr = len(h.params) - 3 * c
+                assert s.params[:hdr] == h.params[:hdr]
+                assert len(s.params) == hdr + 1 + 3 * 8 * -(-c // 8)
             else:
                 assert s.params == h.params
     with pytest.raises(ValueError, match="unknown kernel path"):

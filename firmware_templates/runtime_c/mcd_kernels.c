@@ -640,7 +640,8 @@ static inline void fill_bytes(int8_t *dst, int8_t v, int32_t n)
 }
 
 /* ---- CONV_2D / DEPTHWISE_CONV_2D -------------------------------------------------------------
- * p: the header below, then mult[OC], shift[OC], folded bias[OC]. in: x, w, NULL, scratch (CONV_2D: the
+ * p: the header below, then mult[OC], shift[OC], folded bias[OC] (a Helium build's DEPTHWISE_CONV_2D of
+ * multiplier 1: lower.py mve_dw_blocks instead, see dw_mve). in: x, w, NULL, scratch (CONV_2D: the
  * im2col patches of two output pixels, 2*KH*KW*C bytes, unless the filter is 1x1 without padding;
  * DEPTHWISE_CONV_2D: C bytes, a row of input zero points that padding taps read). */
 enum { CV_N, CV_H, CV_W, CV_C, CV_OH, CV_OW, CV_OC, CV_KH, CV_KW, CV_SH, CV_SW, CV_DH, CV_DW,
@@ -1047,7 +1048,7 @@ static inline __attribute__((always_inline)) void dw_mve(const int32_t *p, const
     const int32_t H = p[CV_H], W = p[CV_W], C = p[CV_C], OH = p[CV_OH], OW = p[CV_OW];
     const int32_t KH = p[CV_KH], KW = p[CV_KW], SH = p[CV_SH], SW = p[CV_SW], DH = p[CV_DH], DW = p[CV_DW];
     const int32_t ooff = p[CV_OOFF], lo = p[CV_AMIN], hi = p[CV_AMAX], T = KH * KW;
-    const int32_t *rq = p + CV_HDR + 3 * C + 1; /* lower.py mve_dw_blocks, after the form flag */
+    const int32_t *rq = p + CV_HDR + 1; /* lower.py mve_dw_blocks, after the form flag */
     int32_t *inner = (int32_t *)(void *)(padrow + ((C + 15) & ~15)), *border = inner + T;
     for (int32_t ky = 0, t = 0; ky < KH; ++ky)
         for (int32_t kx = 0; kx < KW; ++kx, ++t) inner[t] = (ky * DH * W + kx * DW) * C;
@@ -1188,7 +1189,7 @@ void mcd_k_depthwise_conv2d(const int32_t *p, const void *const *in, void *out)
     if (p[CV_DM] == 1) {
         int8_t *padrow = (int8_t *)in[3];
         fill_bytes(padrow, (int8_t)-p[CV_IOFF], p[CV_C]);
-        if (p[CV_HDR + 3 * p[CV_C]]) dw_mve_r(p, (const int8_t *)in[0], (const int8_t *)in[1], padrow, (int8_t *)out);
+        if (p[CV_HDR]) dw_mve_r(p, (const int8_t *)in[0], (const int8_t *)in[1], padrow, (int8_t *)out);
         else dw_mve_g(p, (const int8_t *)in[0], (const int8_t *)in[1], padrow, (int8_t *)out);
         return;
     }

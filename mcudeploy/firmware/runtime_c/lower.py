@@ -182,9 +182,9 @@ def _conv_like(c: _Ctx, depthwise: bool) -> tuple[list[int], list[int]]:
     bias = _folded_bias(c, 2, wsum, -c.zp(x))
     head.append(q.fast_requant(_abs_sums(per_oc), bias, shifts, c.zp(y), lo, hi))
     if depthwise:
-        # only the Helium kernel reads them: 12 B per channel of flash saved on every other path
-        extra = mve_dw_blocks(bias, mults, shifts) if dm == 1 and c.arch == "mve" else []
-        return head + mults + shifts + bias + extra, [c.op.inputs[0], c.op.inputs[1], -1]
+        # Helium with multiplier 1 reads its own layout only; the others read the plain one
+        rq = mve_dw_blocks(bias, mults, shifts) if dm == 1 and c.arch == "mve" else mults + shifts + bias
+        return head + rq, [c.op.inputs[0], c.op.inputs[1], -1]
     wb = c.derive(w, " (4x16 blocks)", blocked_rows(wts.reshape(oc, -1).astype(np.int8)))
     return head + mults + shifts + bias, [c.op.inputs[0], wb, -1]
 
@@ -194,7 +194,8 @@ def _abs_sums(per_row: np.ndarray) -> list[int]:
 
 
 def mve_dw_blocks(bias: list[int], mults: list[int], shifts: list[int]) -> list[int]:
-    """The Helium depthwise kernel's requantization constants (after bias in the parameters): a flag
+    """The Helium depthwise kernel's requantization constants (after the header, in place of the plain
+    multipliers, shifts and biases, which that kernel never reads): a flag
     (1: every shift is a right shift of >= 1 bit), then per block of 8 channels bias, multiplier and
     shift of the even channels and of the odd ones (4 lanes each; lanes past the channels 0), the
     order of its VMULLB/VMULLT accumulators."""
