@@ -77,3 +77,32 @@ def test_the_unedited_model_and_harmless_edits_pass(digits_int8) -> None:
     assert parse_tflite(digits_int8.data, "a.tflite").to_dict()["sha256"] == digits_int8.sha256
     m = parse_tflite(_edit(digits_int8, "tensor16.scale[0]", 0.5), "b.tflite")  # any positive scale is valid
     assert m.outputs[0].quant.scale == (0.5,)
+
+
+# The C runtime's convolution lowering (runtime_c/lower.py _conv_like) relies on these shape rules.
+# (input HWC, filter shape, output HWC, stride, depthwise) -> the parser's complaint
+BAD_CONV_SHAPES = {
+    "grouped CONV_2D": ((4, 4, 4), (2, 3, 3, 2), (4, 4, 2), 1, False, "the filter expects"),
+    "depthwise channels not a multiple": ((4, 4, 4), (1, 3, 3, 6), (4, 4, 6), 1, True, "does not fit input"),
+    "output size not from the options": ((5, 5, 2), (3, 3, 3, 2), (2, 2, 3), 2, False, "does not match"),
+    "depthwise output size": ((5, 5, 2), (1, 3, 3, 2), (5, 4, 2), 1, True, "does not match"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONV_SHAPES))
+def test_convolution_shapes_that_do_not_fit_are_refused_by_name(case: str) -> None:
+    import numpy as np
+
+    from mcudeploy.ml.tflite_builder import GraphBuilder
+    from tests.graphs import conv
+
+    xs, ws, ys, stride, dw, needle = BAD_CONV_SHAPES[case]
+    g = GraphBuilder()
+    x = g.tensor((1, *xs), "int8", 0.1, 0)
+    w = g.const(np.ones(ws, np.int8), "int8", scale=0.02, zero_point=0)
+    b = g.const(np.zeros(ys[-1], np.int32), "int32", scale=0.002, zero_point=0)
+    y = g.tensor((1, *ys), "int8", 0.1, 0)
+    conv(g, [x, w, b], y, padding=0, stride=stride, depth_multiplier=1 if dw else None)
+    op = "DEPTHWISE_CONV_2D" if dw else "CONV_2D"
+    with pytest.raises(ModelFormatError, match=rf"built\.tflite: operator 0 \({op}\): .*{needle}"):
+        g.build([x], [y])

@@ -627,8 +627,9 @@ def _check_tensor(src: str, t: Tensor) -> None:
             )
 
 
-def _conv_out(size: int, filt: int, stride: int, dilation: int, padding: int) -> int:
-    """TFLite's output size: SAME (0) is ceil(in/stride), VALID (1) drops the partial windows."""
+def conv_out(size: int, filt: int, stride: int, dilation: int, padding: int) -> int:
+    """TFLite's output size of a convolution or pool along one axis: SAME (0) is ceil(in/stride),
+    VALID (1) drops the partial windows."""
     if padding == 0:
         return (size + stride - 1) // stride
     eff = (filt - 1) * dilation + 1
@@ -710,8 +711,8 @@ def _check_op(src: str, sg: Subgraph, op: Operator) -> None:
             )
         expect = (
             x.shape[0],
-            _conv_out(x.shape[1], fh, sh, dh, opts.get("padding", 0)),
-            _conv_out(x.shape[2], fw, sw, dw, opts.get("padding", 0)),
+            conv_out(x.shape[1], fh, sh, dh, opts.get("padding", 0)),
+            conv_out(x.shape[2], fw, sw, dw, opts.get("padding", 0)),
             channels,
         )
         need(

@@ -126,32 +126,22 @@ def _padding(stride: int, dilation: int, size: int, k: int, out: int) -> int:
     return max(((out - 1) * stride + eff - size) // 2, 0)
 
 
-def _out_size(padding: int, size: int, k: int, stride: int, dilation: int) -> int:
-    eff = (k - 1) * dilation + 1
-    return (size + stride - 1) // stride if padding == 0 else (size + stride - eff) // stride
-
-
 def _conv_like(c: _Ctx, depthwise: bool) -> tuple[list[int], list[int]]:
     x, w, y = c.t(0), c.t(1), c.out
     c.int8(x, w, y)
     o = c.op.options
+    # the model parser (ml/model.py _check_op) enforced the shapes: filter depth = input channels
+    # (CONV_2D), output channels a multiple of them (DEPTHWISE_CONV_2D), output size from the options
     n, h, wd, ch = x.shape
     if depthwise:
         _, kh, kw, oc = w.shape
-        if oc % ch:
-            raise c.refuse(f"{oc} output channels from {ch} input channels")
         dm = oc // ch
     else:
-        oc, kh, kw, wc = w.shape
-        if wc != ch:
-            raise c.refuse(f"grouped convolution ({ch} input channels, filter depth {wc})")
+        oc, kh, kw, _ = w.shape
         dm = 1
     sh, sw = o.get("stride_h", 1), o.get("stride_w", 1)
     dh, dw = o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)
     _, oh, ow, _ = y.shape
-    pad = o.get("padding", 0)
-    if (oh, ow) != (_out_size(pad, h, kh, sh, dh), _out_size(pad, wd, kw, sw, dw)):
-        raise c.refuse(f"output shape {list(y.shape)} that does not follow from the options")
     lo, hi = c.act()
     mults, shifts = q.conv_multipliers(c.scale(x), w.quant.scale, c.scale(y), oc)
     wts = _weights(c, w)

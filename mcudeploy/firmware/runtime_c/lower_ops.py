@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from ...errors import UnsupportedError
-from ...ml.model import Model, Operator, Tensor
+from ...ml.model import Model, Operator, Tensor, conv_out
 from . import quant as q
 
 
@@ -315,7 +315,7 @@ def _transpose_conv(c: _Ctx) -> list[Call]:
     oh, ow = y.shape[1], y.shape[2]
 
     def pad(size: int, k: int, s: int) -> int:  # ComputePaddingHeightWidth on the *output* size
-        out = (size + s - 1) // s if padding == 0 else (size + s - k) // s
+        out = conv_out(size, k, s, 1, padding)
         return max((out - 1) * s + k - size, 0) // 2
 
     lo, hi = c.act()
