@@ -54,16 +54,20 @@ def build_profile(
     timer = str(h.get("timer", ""))
     ops = model.operators
     total_layers = sum(t for _, t in result.layers)
+    fused = _fused_layers(model, str(h.get("runtime", "")), result.layers)
     rows = []
     for k, (op_index, elapsed) in enumerate(result.layers):
         op = ops[op_index] if op_index < len(ops) else None
         out_name = model.tensors[op.outputs[0]].name if op is not None and op.outputs else ""
+        opcode = op.opcode if op is not None else "?"
+        if k in fused:  # one row for the fused ops: MACs of the first, name and output of all of them
+            opcode, out_name = fused[k][0], model.tensors[fused[k][1]].name
         macs = model.macs(op) if op is not None else 0
         rows.append(
             {
                 "layer": k,
                 "op_index": op_index,
-                "opcode": op.opcode if op is not None else "?",
+                "opcode": opcode,
                 "output": out_name,
                 "macs": macs,
                 "elapsed": elapsed,
@@ -89,6 +93,27 @@ def build_profile(
         },
         vela_per_layer,
     )
+
+
+def _fused_layers(
+    model: Model, runtime: str, layers: tuple[tuple[int, int], ...]
+) -> dict[int, tuple[str, int]]:
+    """The C runtime's steps that run several model ops (runtime_c.lower.fuse_conv_add: a CONV_2D and
+    the ADD it feeds) report the first op's index only: layer k -> (the step's opcode, such as
+    "CONV_2D+ADD", and its output tensor, the last op's). Empty for another runtime, a model without
+    ADD, or layers that are not this model's C-runtime steps."""
+    if runtime != "c" or not any(op.opcode == "ADD" for op in model.operators):
+        return {}
+    from ..errors import UnsupportedError
+    from ..firmware.runtime_c.lower import lower
+
+    try:
+        steps = lower(model).steps  # fusion is the same on every kernel path
+    except UnsupportedError:
+        return {}
+    if [s.op_index for s in steps] != [op for op, _ in layers]:
+        return {}
+    return {k: (s.opcode, s.output) for k, s in enumerate(steps) if s.kernel == "mcd_k_conv2d_add"}
 
 
 def join_vela(profile: dict[str, Any], vela_per_layer: list[dict[str, Any]] | None) -> dict[str, Any]:
