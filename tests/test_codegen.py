@@ -438,9 +438,10 @@ def test_every_mcudeploy_reference_resolves():
 
 
 def test_sides_import_downwards_only():
-    """The package is grouped by side: ml/ knows nothing of firmware/ or device/, firmware/ nothing of
-    device/, and no side reaches up into the orchestration (pipeline, deploy, CLI...) that drives it."""
-    side = {"ml": 0, "firmware": 1, "device": 1}  # device/ uses ml/ (golden outputs), not firmware/
+    """The package is grouped by side, in pipeline order: ml/ knows nothing of firmware/ or device/,
+    firmware/ nothing of device/ (device/ reads the firmware's layout, e.g. the C runtime's fused steps
+    for its profile rows), and no side reaches up into the orchestration (pipeline, deploy, CLI...)."""
+    side = {"ml": 0, "firmware": 1, "device": 2}
     top = ("cli", "pipeline", "deploy", "deploy_config", "deploy_report", "demo", "report", "browser", "ci")
     up = {f"mcudeploy.{m}" for m in (*top, "pytest_plugin")}
 
