@@ -8,8 +8,10 @@ dies, however it dies. Elsewhere this is a no-op and the usual cleanup (context 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -33,3 +35,16 @@ def die_with_parent() -> Callable[[], None] | None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return preexec
+
+
+@functools.cache
+def tool_version(path: str | None) -> str | None:
+    """The first line ``PATH --version`` prints (None if it cannot run), once per process."""
+    if path is None:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.strip().splitlines()
+    return lines[0].strip() if lines else None

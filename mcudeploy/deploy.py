@@ -466,9 +466,9 @@ def _simulator_input(ctx: Context, rt: str) -> Any:
     its executable's version line, so another QEMU or FVP (or icount shift) measures again."""
     if _on_hardware(ctx):
         return None
+    from ._children import tool_version
     from .boards import get_board
     from .device.targets import simulator_for
-    from .firmware.build import tool_version
 
     board = get_board(ctx.options["firmware"]["board"])
     sim = simulator_for(board, npu=rt == "tflm" and board.npu is not None and "vela" in ctx.artifacts)

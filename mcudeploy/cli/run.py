@@ -279,7 +279,7 @@ def command(
                 )
             if firmware is None:
                 raise ConfigError("a simulator run needs --firmware ELF or --project DIR")
-            from ..firmware.build import tool_version
+            from .._children import tool_version
 
             # what another QEMU or FVP (or icount shift) measured is not resumed into these results
             version = tool_version(sim.find_executable())

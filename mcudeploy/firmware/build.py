@@ -8,7 +8,6 @@ it: the toolchain on PATH, CMake and a generator, and for the ``tflm`` runtime a
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shutil
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._children import tool_version
 from .._io import write_text_atomic
 from ..errors import BuildError, ToolMissingError
 from ..ml.model import NPU_CUSTOM_OP
@@ -86,19 +86,6 @@ def toolchain_versions() -> dict[str, str | None]:
     """The ``--version`` line of each build tool on PATH (None when absent). Part of the build stage's
     key in ``deploy``: firmware made by another compiler is not reused."""
     return {t: tool_version(shutil.which(t)) for t in VERSIONED_TOOLS}
-
-
-@functools.cache
-def tool_version(path: str | None) -> str | None:
-    """The first line ``PATH --version`` prints (None if it cannot run), once per process."""
-    if path is None:
-        return None
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = out.strip().splitlines()
-    return lines[0].strip() if lines else None
 
 
 def find_toolchain() -> Toolchain:

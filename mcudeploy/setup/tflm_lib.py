@@ -21,6 +21,7 @@ from typing import Any
 
 from rich.progress import MofNCompleteColumn, TimeElapsedColumn
 
+from .._children import tool_version
 from ..console import err_console, progress_bar
 from ..errors import BuildError
 from .cache import Installed, install
@@ -46,11 +47,6 @@ def tree_fingerprint(root: Path) -> str:
     return h.hexdigest()
 
 
-def _compiler_version(gcc: str) -> str:
-    proc = subprocess.run([gcc, "--version"], capture_output=True, text=True, check=False)
-    return (proc.stdout.splitlines() or [""])[0]
-
-
 def library_key(project: Path, root: Path, gcc: str) -> tuple[str, dict[str, Any]]:
     """The cache key of the TFLM library ``project`` would compile from ``root``, and what it covers."""
     cmakelists = (project / "CMakeLists.txt").read_text()
@@ -68,7 +64,7 @@ def library_key(project: Path, root: Path, gcc: str) -> tuple[str, dict[str, Any
         "fragment": hashlib.sha256(fragment.encode()).hexdigest(),
         "flags": flags,
         "toolchain": hashlib.sha256(toolchain.encode()).hexdigest(),
-        "compiler": _compiler_version(gcc),
+        "compiler": tool_version(gcc) or "",
     }
     digest = hashlib.sha256(repr(sorted(parts.items())).encode()).hexdigest()[:16]
     return f"{cpu.group(1) if cpu else 'cpu'}-{digest}", parts
